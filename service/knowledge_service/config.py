@@ -1,0 +1,65 @@
+"""Service settings: the one place that reads the environment (prefix ``KNOWLEDGE_``)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBED_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Every setting of the service, read from ``KNOWLEDGE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="KNOWLEDGE_", env_file=None, extra="ignore")
+
+    # Where things live.
+    data_dir: Path = Field(Path("./data"), description="Qdrant Edge store (embedded default).")
+    qdrant_url: str | None = Field(
+        None, description="Qdrant server URL; switches from Edge to qdrant-client. ':memory:' = local mode."
+    )
+    qdrant_api_key: str | None = None
+    qdrant_collection_prefix: str = "knowledge"
+    redis_url: str | None = Field(None, description="Redis result cache; in-process cache when unset.")
+
+    # Front doors.
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    grpc_grace_s: float = Field(5.0, ge=0, description="Graceful shutdown period.")
+
+    # Models.
+    embed_model: str = Field(DEFAULT_EMBED_MODEL, description="sentence-transformers name or path.")
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    rerank_model: str | None = Field(None, description="CrossEncoder name or path; unset = no reranking.")
+    device: str = "cpu"
+
+    # Chunking (tokens of the embedding model's tokenizer) and BM25.
+    chunk_tokens: int = Field(200, ge=16, le=8192)
+    chunk_overlap: int = Field(32, ge=0, le=4096)
+    bm25_k: float = Field(1.2, ge=0)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+    bm25_avg_len: float = Field(120.0, gt=0, description="Expected chunk length in BM25 tokens.")
+    bm25_language: str = "english"
+
+    # Cache.
+    cache_ttl_s: int = Field(600, ge=1)
+    cache_max_entries: int = Field(10_000, ge=0)
+    cache_timeout_s: float = Field(0.05, gt=0, description="A slower cache counts as down.")
+
+    # Store.
+    store_workers: int = Field(4, ge=1, le=64)
+    optimize_idle_s: float = Field(
+        10.0, ge=0, description="Edge: optimise the index after this long without writes; 0 = never."
+    )
+    optimize_min_points: int = Field(
+        20_000, ge=0, description="Edge: only optimise when at least this many points are unindexed."
+    )
+
+    @cached_property
+    def edge_path(self) -> Path:
+        return self.data_dir / "edge"

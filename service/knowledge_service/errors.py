@@ -1,0 +1,79 @@
+"""Domain errors and the one table that maps each to an HTTP status and a gRPC status code."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class KnowledgeError(Exception):
+    """Base of every error the service reports to a caller."""
+
+    http_status = 500
+    grpc_code = grpc.StatusCode.INTERNAL
+    code = "INTERNAL"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        return {"error": body}
+
+
+class InvalidArgument(KnowledgeError):
+    """The request is malformed or over a limit; the message says what to change."""
+
+    http_status = 422
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    code = "INVALID_ARGUMENT"
+
+
+class PayloadTooLarge(InvalidArgument):
+    """The request body is over the size cap."""
+
+    http_status = 413
+
+
+class NotFound(KnowledgeError):
+    http_status = 404
+    grpc_code = grpc.StatusCode.NOT_FOUND
+    code = "NOT_FOUND"
+
+
+class Overloaded(KnowledgeError):
+    http_status = 429
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "RESOURCE_EXHAUSTED"
+
+
+class Unavailable(KnowledgeError):
+    """A dependency (store, model) cannot serve; retrying later may help."""
+
+    http_status = 503
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    code = "UNAVAILABLE"
+
+
+class StoreBusy(Unavailable):
+    """The embedded store is opened by another process."""
+
+
+def from_validation_error(exc: Exception) -> InvalidArgument:
+    """Turn a pydantic ValidationError into one InvalidArgument naming each field and its limit."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return InvalidArgument(str(exc))
+    parts: list[str] = []
+    first_field: str | None = None
+    for err in errors():
+        loc = ".".join(
+            f"[{p}]" if isinstance(p, int) else str(p) for p in err.get("loc", ()) if p != "body"
+        ).replace(".[", "[")
+        first_field = first_field or loc or None
+        msg = err.get("msg", "invalid")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return InvalidArgument("; ".join(parts) or "invalid request", field=first_field)
