@@ -1,0 +1,326 @@
+"""The gRPC front door: translates knowledge.v1 messages to and from the models and calls the core.
+
+Lifecycle::
+
+    server, port = create_server(core, settings)   # built and bound, not started
+    await start_server(server)                     # start, then health = SERVING
+    ...
+    await stop_server(server, settings.grpc_grace_s)  # health = NOT_SERVING, then graceful stop
+
+Struct values are JSON numbers (doubles), so integral numbers in metadata and filters come back as
+``int`` (``2020.0`` -> ``2020``); integers beyond 2**53 lose precision on the wire.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
+from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
+from pydantic import ValidationError
+
+from . import limits
+from .errors import InvalidArgument, KnowledgeError, from_validation_error
+from .models import (
+    CountRequest,
+    DeleteRequest,
+    DocumentRef,
+    IngestRequest,
+    IngestResponse,
+    IngestResult,
+    SearchRequest,
+)
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .core import KnowledgeCore
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["KnowledgeService"].full_name
+_HEALTH: weakref.WeakKeyDictionary[grpc.aio.Server, health.aio.HealthServicer] = (
+    weakref.WeakKeyDictionary()
+)
+
+# ----------------------------------------------------------------------------- translation
+
+
+def _plain(value: Any) -> Any:
+    """Struct numbers are floats: turn integral ones back into ints, recursively."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return _plain(json_format.MessageToDict(struct))
+
+
+def _to_struct(data: dict[str, Any] | None) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    if data:
+        struct.update(data)
+    return struct
+
+
+def _enum_str(enum: Any, prefix: str, value: int) -> str | int | None:
+    """``SEARCH_MODE_DENSE`` -> ``"dense"``; UNSPECIFIED -> None; unknown numbers pass through."""
+    if value not in enum.values():
+        return value  # the model rejects it with a message naming the field
+    name = enum.Name(value).removeprefix(prefix).lower()
+    return None if name == "unspecified" else name
+
+
+def _enum_value(enum: Any, prefix: str, value: str) -> int:
+    return enum.Value(f"{prefix}{value.upper()}")
+
+
+def _optional(msg: Any, data: dict[str, Any], *names: str) -> dict[str, Any]:
+    """Copy the proto3 ``optional`` fields that are set, so unset ones take the model defaults."""
+    for name in names:
+        if msg.HasField(name):
+            data[name] = getattr(msg, name)
+    return data
+
+
+def _with_filter(msg: Any, data: dict[str, Any]) -> dict[str, Any]:
+    if msg.HasField("filter"):
+        data["filter"] = _to_dict(msg.filter)
+    return data
+
+
+def _search_request(msg: pb.SearchRequest) -> SearchRequest:
+    data = {"namespace": msg.namespace, "query": msg.query, "explain": msg.explain}
+    _optional(msg, data, "top_k", "candidates", "rerank")
+    if (mode := _enum_str(pb.SearchMode, "SEARCH_MODE_", msg.mode)) is not None:
+        data["mode"] = mode
+    if msg.HasField("fusion"):
+        fusion = _optional(msg.fusion, {}, "k")
+        if (method := _enum_str(pb.FusionMethod, "FUSION_METHOD_", msg.fusion.method)) is not None:
+            fusion["method"] = method
+        if msg.fusion.weights:
+            fusion["weights"] = list(msg.fusion.weights)
+        data["fusion"] = fusion
+    return SearchRequest.model_validate(_with_filter(msg, data))
+
+
+def _ingest_request(msg: pb.IngestRequest) -> IngestRequest:
+    documents = []
+    for doc in msg.documents:
+        raw = _optional(doc, {"id": doc.id, "text": doc.text}, "title")
+        if doc.HasField("metadata"):
+            raw["metadata"] = _to_dict(doc.metadata)
+        documents.append(raw)
+    return IngestRequest.model_validate({"namespace": msg.namespace, "documents": documents})
+
+
+def _ingest_response(resp: IngestResponse) -> pb.IngestResponse:
+    return pb.IngestResponse(
+        results=[
+            pb.IngestResult(
+                id=r.id,
+                status=_enum_value(pb.IngestStatus, "INGEST_STATUS_", r.status),
+                chunks=r.chunks,
+                error=r.error,
+            )
+            for r in resp.results
+        ],
+        index_version=resp.index_version,
+    )
+
+
+def _search_response(resp: Any) -> pb.SearchResponse:
+    hits = [
+        pb.SearchHit(
+            doc_id=h.doc_id,
+            chunk_id=h.chunk_id,
+            text=h.text,
+            score=h.score,
+            title=h.title,
+            metadata=_to_struct(h.metadata),
+            scores=pb.StageScores(**h.scores.model_dump(exclude_none=True)),
+        )
+        for h in resp.results
+    ]
+    return pb.SearchResponse(
+        results=hits,
+        cache_hit=resp.cache_hit,
+        degraded=resp.degraded,
+        rerank=_enum_value(pb.RerankStatus, "RERANK_STATUS_", resp.rerank),
+        index_version=resp.index_version,
+        timings_ms=resp.timings_ms,
+    )
+
+
+# ----------------------------------------------------------------------------- servicer
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def _guarded(handler: _Handler) -> _Handler:
+    """The one error table for gRPC: domain errors keep their code, anything else is INTERNAL."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await handler(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except ValidationError as exc:
+            err: KnowledgeError = from_validation_error(exc)
+        except KnowledgeError as exc:
+            err = exc
+        except Exception:
+            log.exception("gRPC %s failed", handler.__name__)
+            err = KnowledgeError("internal error")
+        await context.abort(err.grpc_code, err.message)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
+    """Implements knowledge.v1.KnowledgeService on top of a KnowledgeCore."""
+
+    def __init__(self, core: KnowledgeCore) -> None:
+        self._core = core
+
+    @_guarded
+    async def Search(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
+        """Hybrid search over one namespace."""
+        return _search_response(await self._core.search(_search_request(request)))
+
+    @_guarded
+    async def Ingest(self, request: pb.IngestRequest, context: Any) -> pb.IngestResponse:
+        """Ingest one batch of documents."""
+        return _ingest_response(await self._core.ingest(_ingest_request(request)))
+
+    @_guarded
+    async def IngestStream(
+        self, request_iterator: AsyncIterator[pb.IngestRequest], context: Any
+    ) -> pb.IngestResponse:
+        """Ingest each streamed batch as it arrives; answer with every outcome."""
+        results: list[IngestResult] = []
+        index_version, count = 0, 0
+        async for message in request_iterator:
+            try:
+                resp = await self._core.ingest(_ingest_request(message))
+            except ValidationError as exc:
+                raise _in_message(from_validation_error(exc), count) from exc
+            except KnowledgeError as exc:
+                raise _in_message(exc, count) from exc
+            results.extend(resp.results)
+            index_version = resp.index_version
+            count += 1
+        if not count:
+            raise InvalidArgument("IngestStream: send at least one IngestRequest")
+        return _ingest_response(IngestResponse(results=results, index_version=index_version))
+
+    @_guarded
+    async def DeleteDocuments(
+        self, request: pb.DeleteDocumentsRequest, context: Any
+    ) -> pb.DeleteDocumentsResponse:
+        """Delete documents by id and/or metadata filter."""
+        data = {"namespace": request.namespace, "ids": list(request.ids)}
+        resp = await self._core.delete(DeleteRequest.model_validate(_with_filter(request, data)))
+        return pb.DeleteDocumentsResponse(deleted=resp.deleted, index_version=resp.index_version)
+
+    @_guarded
+    async def GetDocument(
+        self, request: pb.GetDocumentRequest, context: Any
+    ) -> pb.GetDocumentResponse:
+        """Return one stored document."""
+        ref = DocumentRef.model_validate({"namespace": request.namespace, "doc_id": request.doc_id})
+        doc = await self._core.get_document(ref)
+        return pb.GetDocumentResponse(
+            id=doc.id,
+            title=doc.title,
+            text=doc.text,
+            metadata=_to_struct(doc.metadata),
+            chunks=doc.chunks,
+            content_hash=doc.content_hash,
+            updated_at=doc.updated_at,
+        )
+
+    @_guarded
+    async def CountDocuments(
+        self, request: pb.CountDocumentsRequest, context: Any
+    ) -> pb.CountDocumentsResponse:
+        """Count documents and chunks, optionally under a filter."""
+        req = CountRequest.model_validate(_with_filter(request, {"namespace": request.namespace}))
+        resp = await self._core.count(req)
+        return pb.CountDocumentsResponse(
+            documents=resp.documents, chunks=resp.chunks, index_version=resp.index_version
+        )
+
+
+def _in_message(err: KnowledgeError, index: int) -> KnowledgeError:
+    """Name the streamed message that failed (earlier messages are already ingested)."""
+    return type(err)(f"IngestStream message {index}: {err.message}", field=err.field)
+
+
+# ----------------------------------------------------------------------------- server
+
+
+def create_server(
+    core: KnowledgeCore, settings: Settings, *, port: int | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """Build and bind (but do not start) the server; return it and the bound port.
+
+    ``port`` defaults to ``settings.grpc_port``; 0 picks a free port. Start it with
+    :func:`start_server` so the health service reports SERVING.
+    """
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limits.MAX_REQUEST_BYTES),
+            ("grpc.max_send_message_length", limits.MAX_REQUEST_BYTES),
+        ]
+    )
+    pb_grpc.add_KnowledgeServiceServicer_to_server(KnowledgeServicer(core), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    _HEALTH[server] = health_servicer
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    host = settings.grpc_host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # IPv6 literal
+    address = f"{host}:{settings.grpc_port if port is None else port}"
+    bound = server.add_insecure_port(address)
+    if not bound:
+        raise RuntimeError(f"gRPC server could not bind {address}")
+    return server, bound
+
+
+async def set_serving(server: grpc.aio.Server, serving: bool) -> None:
+    """Report SERVING or NOT_SERVING for "" and knowledge.v1.KnowledgeService."""
+    response = health_pb2.HealthCheckResponse
+    status = response.SERVING if serving else response.NOT_SERVING
+    for service in ("", SERVICE_NAME):
+        await _HEALTH[server].set(service, status)
+
+
+async def start_server(server: grpc.aio.Server) -> None:
+    """Start a server from :func:`create_server`, then report SERVING."""
+    await server.start()
+    await set_serving(server, True)
+
+
+async def stop_server(server: grpc.aio.Server, grace: float | None = None) -> None:
+    """Report NOT_SERVING, then stop, letting in-flight calls finish within ``grace`` seconds."""
+    health_servicer = _HEALTH.get(server)
+    if health_servicer is not None:
+        await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace)
