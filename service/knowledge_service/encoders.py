@@ -40,7 +40,7 @@ class DenseEncoder:
         self.spec = spec
         self.model = SentenceTransformer(resolve_model(spec), device=device)
         self.batch_size = batch_size
-        dim = self.model.get_sentence_embedding_dimension()
+        dim = self.model.get_embedding_dimension()
         if not dim:
             raise ValueError(f"model {spec!r} does not report an embedding dimension")
         self.dim: int = dim

@@ -188,7 +188,11 @@ def collapse_to_documents(hits: Iterable[tuple[str, float]], limit: int) -> dict
 
 
 def engine_tokens(text: str, bm25: qdrant_edge.Bm25) -> list[int]:
-    """The term ids the engine's BM25 encoder counts in ``text``, with repeats, in text order."""
+    """The term ids the engine's BM25 encoder counts in ``text``, with repeats, in text order.
+
+    Ids within a piece that falls back (see the module docstring) come sorted, as the engine
+    returns them; BM25 only needs the counts.
+    """
     tokens: list[int] = []
     for piece in text.split():
         whole = bm25.embed_query(piece).indices

@@ -1,0 +1,95 @@
+"""Shared fixtures: the real embedding model, real Redis, real stores in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from knowledge_service.config import Settings  # noqa: E402
+from knowledge_service.core import KnowledgeCore  # noqa: E402
+from knowledge_service.encoders import DenseEncoder  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO.parent / "shared" / "datasets"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """Redis at 127.0.0.1:6379 when it answers, else a throwaway redis-server on a free port."""
+    if _redis_answers(6379):
+        yield "redis://127.0.0.1:6379/0"
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("no Redis at 127.0.0.1:6379 and no redis-server binary (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _redis_answers(port):
+            if time.monotonic() > deadline:
+                pytest.fail("throwaway redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def dense_encoder() -> DenseEncoder:
+    """The real all-MiniLM-L6-v2, loaded once per test session."""
+    return DenseEncoder(Settings().embed_model)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", http_port=0, grpc_port=0, optimize_idle_s=0)
+
+
+@pytest.fixture
+async def core(settings: Settings, dense_encoder: DenseEncoder) -> AsyncIterator[KnowledgeCore]:
+    """A core on a fresh embedded (Edge) store with the in-process cache."""
+    c = await KnowledgeCore.open(settings, dense=dense_encoder)
+    yield c
+    await c.close()
+
+
+@pytest.fixture(params=["edge", "qdrant-client"])
+async def any_core(
+    request: pytest.FixtureRequest, settings: Settings, dense_encoder: DenseEncoder
+) -> AsyncIterator[KnowledgeCore]:
+    """The same core on each storage backend: Edge, and qdrant-client (local mode)."""
+    if request.param == "qdrant-client":
+        settings = settings.model_copy(update={"qdrant_url": ":memory:"})
+    c = await KnowledgeCore.open(settings, dense=dense_encoder)
+    yield c
+    await c.close()
