@@ -64,6 +64,11 @@ class KnowledgeCore:
         self.cache = cache
         self.chunker = Chunker(dense.tokenizer(), settings.chunk_tokens, settings.chunk_overlap)
         self.models_key = [dense.spec, reranker.spec if reranker else None]
+        # Changing any of these re-indexes a document on its next ingest.
+        self.index_params: list[object] = [
+            dense.spec, settings.chunk_tokens, settings.chunk_overlap, settings.bm25_k,
+            settings.bm25_b, settings.bm25_avg_len, settings.bm25_language,
+        ]
         self._store_pool = ThreadPoolExecutor(settings.store_workers, thread_name_prefix="store")
         self._query_pool = ThreadPoolExecutor(1, thread_name_prefix="query-model")
         self._ingest_pool = ThreadPoolExecutor(1, thread_name_prefix="ingest-model")

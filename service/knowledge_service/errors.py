@@ -74,6 +74,6 @@ def from_validation_error(exc: Exception) -> InvalidArgument:
             f"[{p}]" if isinstance(p, int) else str(p) for p in err.get("loc", ()) if p != "body"
         ).replace(".[", "[")
         first_field = first_field or loc or None
-        msg = err.get("msg", "invalid")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
     return InvalidArgument("; ".join(parts) or "invalid request", field=first_field)

@@ -37,6 +37,7 @@ from .models import (
     IngestResponse,
     IngestResult,
     SearchRequest,
+    SearchResponse,
 )
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def _ingest_response(resp: IngestResponse) -> pb.IngestResponse:
     )
 
 
-def _search_response(resp: Any) -> pb.SearchResponse:
+def _search_response(resp: SearchResponse) -> pb.SearchResponse:
     hits = [
         pb.SearchHit(
             doc_id=h.doc_id,

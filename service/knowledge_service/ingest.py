@@ -47,12 +47,16 @@ class _Pending:
     dense: list[list[float]] | None = None
 
 
-def content_hash(doc: DocumentIn) -> str:
-    blob = json.dumps([doc.title, doc.text, doc.metadata], sort_keys=True, ensure_ascii=False)
+def content_hash(doc: DocumentIn, index_params: list[object]) -> str:
+    """Hash of what a document's points are made from: its content and the indexing settings."""
+    blob = json.dumps([doc.title, doc.text, doc.metadata, index_params], sort_keys=True,
+                      ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _validate(raw_docs: list[dict[str, Any]]) -> tuple[list[IngestResult | None], list[_Pending]]:
+def _validate(
+    raw_docs: list[dict[str, Any]], index_params: list[object]
+) -> tuple[list[IngestResult | None], list[_Pending]]:
     results: list[IngestResult | None] = [None] * len(raw_docs)
     valid: list[_Pending] = []
     seen: set[str] = set()
@@ -71,13 +75,13 @@ def _validate(raw_docs: list[dict[str, Any]]) -> tuple[list[IngestResult | None]
             )
             continue
         seen.add(doc.id)
-        valid.append(_Pending(i, doc, content_hash(doc), []))
+        valid.append(_Pending(i, doc, content_hash(doc, index_params), []))
     return results, valid
 
 
 async def ingest(core: KnowledgeCore, req: IngestRequest) -> IngestResponse:
     ns = req.namespace
-    results, pending = _validate(req.documents)
+    results, pending = _validate(req.documents, core.index_params)
     if not pending:
         raise InvalidArgument(
             "no valid document in the batch: " + "; ".join(r.error or "" for r in results if r),

@@ -1,0 +1,242 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class IngestStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INGEST_STATUS_UNSPECIFIED: _ClassVar[IngestStatus]
+    INGEST_STATUS_CREATED: _ClassVar[IngestStatus]
+    INGEST_STATUS_UPDATED: _ClassVar[IngestStatus]
+    INGEST_STATUS_UNCHANGED: _ClassVar[IngestStatus]
+    INGEST_STATUS_FAILED: _ClassVar[IngestStatus]
+
+class SearchMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEARCH_MODE_UNSPECIFIED: _ClassVar[SearchMode]
+    SEARCH_MODE_HYBRID: _ClassVar[SearchMode]
+    SEARCH_MODE_DENSE: _ClassVar[SearchMode]
+    SEARCH_MODE_SPARSE: _ClassVar[SearchMode]
+
+class FusionMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FUSION_METHOD_UNSPECIFIED: _ClassVar[FusionMethod]
+    FUSION_METHOD_RRF: _ClassVar[FusionMethod]
+    FUSION_METHOD_DBSF: _ClassVar[FusionMethod]
+
+class RerankStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RERANK_STATUS_UNSPECIFIED: _ClassVar[RerankStatus]
+    RERANK_STATUS_APPLIED: _ClassVar[RerankStatus]
+    RERANK_STATUS_NOT_CONFIGURED: _ClassVar[RerankStatus]
+    RERANK_STATUS_DISABLED: _ClassVar[RerankStatus]
+    RERANK_STATUS_FAILED: _ClassVar[RerankStatus]
+INGEST_STATUS_UNSPECIFIED: IngestStatus
+INGEST_STATUS_CREATED: IngestStatus
+INGEST_STATUS_UPDATED: IngestStatus
+INGEST_STATUS_UNCHANGED: IngestStatus
+INGEST_STATUS_FAILED: IngestStatus
+SEARCH_MODE_UNSPECIFIED: SearchMode
+SEARCH_MODE_HYBRID: SearchMode
+SEARCH_MODE_DENSE: SearchMode
+SEARCH_MODE_SPARSE: SearchMode
+FUSION_METHOD_UNSPECIFIED: FusionMethod
+FUSION_METHOD_RRF: FusionMethod
+FUSION_METHOD_DBSF: FusionMethod
+RERANK_STATUS_UNSPECIFIED: RerankStatus
+RERANK_STATUS_APPLIED: RerankStatus
+RERANK_STATUS_NOT_CONFIGURED: RerankStatus
+RERANK_STATUS_DISABLED: RerankStatus
+RERANK_STATUS_FAILED: RerankStatus
+
+class Document(_message.Message):
+    __slots__ = ("id", "text", "title", "metadata")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    text: str
+    title: str
+    metadata: _struct_pb2.Struct
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., title: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class IngestRequest(_message.Message):
+    __slots__ = ("namespace", "documents")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    documents: _containers.RepeatedCompositeFieldContainer[Document]
+    def __init__(self, namespace: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ...) -> None: ...
+
+class IngestResult(_message.Message):
+    __slots__ = ("id", "status", "chunks", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    status: IngestStatus
+    chunks: int
+    error: str
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[IngestStatus, str]] = ..., chunks: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class IngestResponse(_message.Message):
+    __slots__ = ("results", "index_version")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[IngestResult]
+    index_version: int
+    def __init__(self, results: _Optional[_Iterable[_Union[IngestResult, _Mapping]]] = ..., index_version: _Optional[int] = ...) -> None: ...
+
+class Fusion(_message.Message):
+    __slots__ = ("method", "k", "weights")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    method: FusionMethod
+    k: int
+    weights: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, method: _Optional[_Union[FusionMethod, str]] = ..., k: _Optional[int] = ..., weights: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class SearchRequest(_message.Message):
+    __slots__ = ("namespace", "query", "top_k", "filter", "mode", "fusion", "candidates", "rerank", "explain")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    RERANK_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    query: str
+    top_k: int
+    filter: _struct_pb2.Struct
+    mode: SearchMode
+    fusion: Fusion
+    candidates: int
+    rerank: bool
+    explain: bool
+    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., candidates: _Optional[int] = ..., rerank: _Optional[bool] = ..., explain: _Optional[bool] = ...) -> None: ...
+
+class StageScores(_message.Message):
+    __slots__ = ("dense_rank", "sparse_rank", "fused", "rerank")
+    DENSE_RANK_FIELD_NUMBER: _ClassVar[int]
+    SPARSE_RANK_FIELD_NUMBER: _ClassVar[int]
+    FUSED_FIELD_NUMBER: _ClassVar[int]
+    RERANK_FIELD_NUMBER: _ClassVar[int]
+    dense_rank: int
+    sparse_rank: int
+    fused: float
+    rerank: float
+    def __init__(self, dense_rank: _Optional[int] = ..., sparse_rank: _Optional[int] = ..., fused: _Optional[float] = ..., rerank: _Optional[float] = ...) -> None: ...
+
+class SearchHit(_message.Message):
+    __slots__ = ("doc_id", "chunk_id", "text", "score", "title", "metadata", "scores")
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    doc_id: str
+    chunk_id: str
+    text: str
+    score: float
+    title: str
+    metadata: _struct_pb2.Struct
+    scores: StageScores
+    def __init__(self, doc_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., text: _Optional[str] = ..., score: _Optional[float] = ..., title: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., scores: _Optional[_Union[StageScores, _Mapping]] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("results", "cache_hit", "degraded", "rerank", "index_version", "timings_ms")
+    class TimingsMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    RERANK_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_MS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SearchHit]
+    cache_hit: bool
+    degraded: _containers.RepeatedScalarFieldContainer[str]
+    rerank: RerankStatus
+    index_version: int
+    timings_ms: _containers.ScalarMap[str, float]
+    def __init__(self, results: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., degraded: _Optional[_Iterable[str]] = ..., rerank: _Optional[_Union[RerankStatus, str]] = ..., index_version: _Optional[int] = ..., timings_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class DeleteDocumentsRequest(_message.Message):
+    __slots__ = ("namespace", "ids", "filter")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    filter: _struct_pb2.Struct
+    def __init__(self, namespace: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class DeleteDocumentsResponse(_message.Message):
+    __slots__ = ("deleted", "index_version")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    index_version: int
+    def __init__(self, deleted: _Optional[int] = ..., index_version: _Optional[int] = ...) -> None: ...
+
+class GetDocumentRequest(_message.Message):
+    __slots__ = ("namespace", "doc_id")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    doc_id: str
+    def __init__(self, namespace: _Optional[str] = ..., doc_id: _Optional[str] = ...) -> None: ...
+
+class GetDocumentResponse(_message.Message):
+    __slots__ = ("id", "title", "text", "metadata", "chunks", "content_hash", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    title: str
+    text: str
+    metadata: _struct_pb2.Struct
+    chunks: int
+    content_hash: str
+    updated_at: float
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., text: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., chunks: _Optional[int] = ..., content_hash: _Optional[str] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class CountDocumentsRequest(_message.Message):
+    __slots__ = ("namespace", "filter")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    filter: _struct_pb2.Struct
+    def __init__(self, namespace: _Optional[str] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class CountDocumentsResponse(_message.Message):
+    __slots__ = ("documents", "chunks", "index_version")
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    documents: int
+    chunks: int
+    index_version: int
+    def __init__(self, documents: _Optional[int] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,171 @@
+"""The ``knowledge`` command: serve, ingest, search, eval."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from tqdm import tqdm
+
+from .config import Settings
+from .errors import KnowledgeError
+
+app = typer.Typer(help="Hybrid retrieval side-car: serve it, feed it, query it, measure it.",
+                  no_args_is_help=True)
+NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Knowledge base name.")]
+UrlOpt = Annotated[str | None, typer.Option(help="Service URL (default: the configured HTTP port).")]
+
+
+def _service_url(settings: Settings, url: str | None) -> str | None:
+    """The URL of a running service, or None when none answers."""
+    url = url or f"http://{settings.http_host}:{settings.http_port}"
+    try:
+        httpx.get(f"{url}/healthz", timeout=1.0).raise_for_status()
+        return url
+    except httpx.HTTPError:
+        return None
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def serve() -> None:
+    """Run the service (HTTP and gRPC) with settings from KNOWLEDGE_* variables."""
+    from .server import serve as run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run(Settings()))
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="Files and folders.")],
+    namespace: NamespaceOpt,
+    url: UrlOpt = None,
+    batch: Annotated[int, typer.Option(min=1, max=64)] = 16,
+) -> None:
+    """Ingest files (text, Markdown, HTML, PDF); via the running service, else the store directly."""
+    from .parsing import iter_files
+
+    settings = Settings()
+    files = list(iter_files(paths))
+    if not files:
+        raise _fail(ValueError("no supported files (.txt, .md, .html, .pdf) under those paths"))
+    service = _service_url(settings, url)
+    counts: dict[str, int] = {}
+    with tqdm(total=len(files), unit="file", desc=f"ingest -> {namespace}") as bar:
+        if service:
+            for start in range(0, len(files), batch):
+                part = files[start: start + batch]
+                body = [("files", (doc_id, p.read_bytes())) for p, doc_id in part]
+                resp = httpx.post(f"{service}/v1/namespaces/{namespace}/files", files=body,
+                                  data={"ids": [d for _, d in part]}, timeout=600)
+                if resp.status_code >= 400:
+                    raise _fail(RuntimeError(resp.json().get("error", {}).get("message", resp.text)))
+                _tally(counts, resp.json()["results"], bar)
+        else:
+            asyncio.run(_ingest_local(settings, namespace, files, batch, counts, bar))
+    typer.echo(json.dumps({"namespace": namespace, "via": "service" if service else "store",
+                           **counts}))
+
+
+def _tally(counts: dict[str, int], results: list[Any], bar: tqdm) -> None:
+    for r in results:
+        status = r["status"] if isinstance(r, dict) else r.status
+        counts[status] = counts.get(status, 0) + 1
+        if status == "failed":
+            tqdm.write(f"failed: {r['id'] if isinstance(r, dict) else r.id}: "
+                       f"{r['error'] if isinstance(r, dict) else r.error}")
+    bar.update(len(results))
+
+
+async def _ingest_local(settings: Settings, namespace: str, files: list[tuple[Path, str]],
+                        batch: int, counts: dict[str, int], bar: tqdm) -> None:
+    from .core import KnowledgeCore
+    from .models import IngestRequest
+    from .parsing import parse_file
+
+    core = await KnowledgeCore.open(settings)
+    try:
+        for start in range(0, len(files), batch):
+            docs = []
+            for i, (path, doc_id) in enumerate(files[start: start + batch], start=start):
+                try:
+                    parsed = parse_file(path.name, path.read_bytes(), field=f"files[{i}]")
+                except KnowledgeError as exc:
+                    _tally(counts, [{"id": doc_id, "status": "failed", "error": str(exc)}], bar)
+                    continue
+                docs.append({"id": doc_id, "text": parsed.text, "title": parsed.title,
+                             "metadata": parsed.metadata})
+            if docs:
+                resp = await core.ingest(IngestRequest(namespace=namespace, documents=docs))
+                _tally(counts, resp.results, bar)
+    finally:
+        await core.close()
+
+
+@app.command()
+def search(
+    query: str,
+    namespace: NamespaceOpt,
+    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or sparse")] = "hybrid",
+    url: UrlOpt = None,
+) -> None:
+    """Search a namespace and print the results as JSON."""
+    settings = Settings()
+    body = {"query": query, "top_k": top_k, "mode": mode}
+    service = _service_url(settings, url)
+    if service:
+        resp = httpx.post(f"{service}/v1/namespaces/{namespace}/search", json=body, timeout=60)
+        if resp.status_code >= 400:
+            raise _fail(RuntimeError(resp.json().get("error", {}).get("message", resp.text)))
+        typer.echo(json.dumps(resp.json(), indent=2))
+        return
+    from .models import SearchRequest
+
+    async def run() -> str:
+        from .core import KnowledgeCore
+
+        core = await KnowledgeCore.open(settings)
+        try:
+            out = await core.search(SearchRequest(namespace=namespace, **body))
+            return out.model_dump_json(indent=2)
+        finally:
+            await core.close()
+
+    try:
+        typer.echo(asyncio.run(run()))
+    except (KnowledgeError, ValueError) as exc:
+        raise _fail(exc) from None
+
+
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[Path, typer.Option(exists=True, file_okay=False, help="BEIR-layout folder.")],
+    split: Annotated[str, typer.Option(help="qrels split, e.g. test or train")] = "test",
+    mode: Annotated[list[str] | None, typer.Option(help="hybrid, dense, sparse; repeatable")] = None,
+    fusion: Annotated[str, typer.Option(help="rrf or dbsf")] = "rrf",
+    rrf_k: Annotated[int, typer.Option("--rrf-k")] = 60,
+    depth: Annotated[int, typer.Option(help="chunks retrieved per query")] = 200,
+) -> None:
+    """Ingest a BEIR collection into its own namespace (once) and print one JSON line per mode."""
+    from .eval_runner import run_eval
+    from .evaluation import load_beir
+
+    settings = Settings()
+    try:
+        data = load_beir(dataset, split)
+        for line in asyncio.run(run_eval(settings, data, mode or ["hybrid"], fusion, rrf_k, depth)):
+            typer.echo(json.dumps(line))
+    except KnowledgeError as exc:
+        raise _fail(exc) from None
+
