@@ -93,3 +93,27 @@ async def any_core(
     c = await KnowledgeCore.open(settings, dense=dense_encoder)
     yield c
     await c.close()
+
+
+@pytest.fixture
+async def http_url(core: KnowledgeCore, settings: Settings) -> AsyncIterator[str]:
+    """A real uvicorn server on a free port, serving the HTTP front door over ``core``."""
+    import asyncio
+
+    import uvicorn
+
+    from knowledge_service.http_app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings, core), host="127.0.0.1", port=port, log_level="warning",
+    ))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task

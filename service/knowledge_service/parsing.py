@@ -43,14 +43,19 @@ _FLOAT = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)")
 _FRONT_PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)[ \t]*:(?:[ \t]+(.*))?")
 _ATX_H1 = re.compile(r"#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
 
-_HTML_DROP = ["script", "style", "noscript", "template", "title"]
-_HTML_PARAGRAPH = [
+_HTML_DROP = frozenset(("script", "style", "noscript", "template", "title"))
+_HTML_PARAGRAPH = (
     "p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table", "ul", "ol", "dl",
     "hr", "figure", "section", "article", "header", "footer", "main", "aside", "nav", "form",
     "address", "details", "fieldset",
-]  # fmt: skip
-_HTML_LINE = ["br", "div", "li", "dt", "dd", "tr", "caption", "figcaption", "summary", "option"]
+)  # fmt: skip
+_HTML_LINE = ("br", "div", "li", "dt", "dd", "tr", "caption", "figcaption", "summary", "option")
 _LINE, _PARA = "\x00", "\x01"  # break markers: NUL never survives decoding, \x01 is removed
+_HTML_BREAKS = {
+    **dict.fromkeys(_HTML_PARAGRAPH, _PARA),
+    **dict.fromkeys(_HTML_LINE, _LINE),
+    **dict.fromkeys(("td", "th"), " "),
+}
 
 
 @dataclass(frozen=True)
@@ -177,26 +182,28 @@ def _decode(data: bytes, where: str, field: str) -> str:
 
 
 def _parse_html(markup: str) -> tuple[str | None, str]:
-    from bs4 import BeautifulSoup, NavigableString
+    from bs4 import BeautifulSoup, CData, NavigableString, Tag
 
     soup = BeautifulSoup(markup.replace(_PARA, " "), "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     if not title and (h1 := soup.find("h1")):
         title = h1.get_text(" ", strip=True)
-    for tag in soup.find_all(_HTML_DROP):
-        if not tag.decomposed:
-            tag.decompose()
-    for pre in soup.find_all("pre"):  # keep the line breaks of preformatted text
-        for string in pre.find_all(string=True):
-            if type(string) is NavigableString:
-                string.replace_with(string.replace("\n", _LINE))
-    for tag in soup.find_all(_HTML_PARAGRAPH + _HTML_LINE):
-        mark = _PARA if tag.name in _HTML_PARAGRAPH else _LINE
-        tag.insert_before(mark)
-        tag.insert_after(mark)
-    for cell in soup.find_all(["td", "th"]):
-        cell.insert_after(" ")
-    text = " ".join(soup.get_text().split())  # HTML whitespace rules: every run is one space
+    # Iterative walk (no tree edits: inserting into bs4 is linear per call, so quadratic overall).
+    parts: list[str] = []
+    stack: list[tuple[object, bool]] = [(soup, False)]  # (node or queued break marker, in <pre>)
+    while stack:
+        node, in_pre = stack.pop()
+        if type(node) is str:
+            parts.append(node)
+        elif isinstance(node, Tag) and node.name not in _HTML_DROP:
+            if mark := _HTML_BREAKS.get(node.name):  # a break before and after the element
+                parts.append(mark)
+                stack.append((mark, False))
+            in_pre = in_pre or node.name == "pre"  # keep the line breaks of preformatted text
+            stack.extend((child, in_pre) for child in reversed(node.contents))
+        elif type(node) in (NavigableString, CData):  # not comments, doctypes, ...
+            parts.append(str(node).replace("\n", _LINE) if in_pre else str(node))
+    text = " ".join("".join(parts).split())  # HTML whitespace rules: every run is one space
     text = re.sub(r" ?[\x00\x01][\x00\x01 ]*", lambda m: "\n\n" if _PARA in m[0] else "\n", text)
     return title or None, text
 

@@ -1,0 +1,63 @@
+"""Acknowledged writes survive `kill -9` of the process that owns the embedded store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from knowledge_service.config import Settings
+from knowledge_service.core import KnowledgeCore
+from knowledge_service.encoders import DenseEncoder
+from knowledge_service.errors import StoreBusy
+from knowledge_service.models import CountRequest, DocumentRef, SearchRequest
+
+WRITER = textwrap.dedent("""
+    import asyncio, sys, time
+    from knowledge_service.config import Settings
+    from knowledge_service.core import KnowledgeCore
+    from knowledge_service.models import IngestRequest
+
+    async def main():
+        core = await KnowledgeCore.open(Settings(data_dir=sys.argv[1], optimize_idle_s=0))
+        resp = await core.ingest(IngestRequest(namespace="kb", documents=[
+            {"id": "kept", "text": "This sentence was acknowledged before the crash."}]))
+        print("ACK", resp.index_version, flush=True)
+        time.sleep(600)  # killed here, store never closed or flushed
+
+    asyncio.run(main())
+""")
+
+
+async def test_acknowledged_ingest_survives_kill_9(tmp_path: Path, dense_encoder: DenseEncoder) -> None:
+    data = tmp_path / "data"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(data)], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("ACK"), line
+        version = int(line.split()[1])
+        # While it runs, the store is owned: a second opener gets a clear error.
+        settings = Settings(data_dir=data, optimize_idle_s=0)
+        try:
+            await KnowledgeCore.open(settings, dense=dense_encoder)
+            raise AssertionError("a second process opened an owned store")
+        except StoreBusy as exc:
+            assert "another process" in str(exc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    try:
+        doc = await core.get_document(DocumentRef(namespace="kb", doc_id="kept"))
+        assert doc.text.startswith("This sentence")
+        count = await core.count(CountRequest(namespace="kb"))
+        assert (count.documents, count.chunks, count.index_version) == (1, 1, version)
+        hits = await core.search(SearchRequest(namespace="kb", query="acknowledged before the crash"))
+        assert [h.doc_id for h in hits.results] == ["kept"]
+    finally:
+        await core.close()
