@@ -9,8 +9,8 @@ from __future__ import annotations
 import statistics
 
 import pytest
-from conftest import DATASETS
 
+from conftest import DATASETS
 from knowledge_service.config import Settings
 from knowledge_service.encoders import SparseEncoder
 from knowledge_service.evaluation import engine_tokens, evaluate, load_beir, rank_bm25_run

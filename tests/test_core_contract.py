@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from knowledge_service.core import KnowledgeCore
 from knowledge_service.errors import InvalidArgument, NotFound
 from knowledge_service.models import (

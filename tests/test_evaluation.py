@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import qdrant_edge as qe
+
 from knowledge_service.errors import InvalidArgument
 from knowledge_service.evaluation import (
     collapse_to_documents,

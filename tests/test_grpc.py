@@ -12,6 +12,7 @@ import pytest
 from google.protobuf import json_format, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.config import Settings

@@ -7,11 +7,12 @@ import io
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader, PdfWriter
+
 from knowledge_service import limits as L
 from knowledge_service.errors import InvalidArgument
 from knowledge_service.models import DocumentIn
 from knowledge_service.parsing import SUPPORTED_EXTENSIONS, ParsedFile, iter_files, parse_file
-from pypdf import PdfReader, PdfWriter
 
 
 def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
@@ -123,9 +124,7 @@ def test_format_by_extension_then_content_type_then_sniffing(
         ("a.md", "a.md", "a.md"),
     ],
 )
-def test_doc_id_normalises_separators_and_leading_dots(
-    filename: str, doc_id: str, basename: str
-) -> None:
+def test_doc_id_normalises_separators_and_leading_dots(filename: str, doc_id: str, basename: str) -> None:
     parsed = parse_file(filename, b"some text")
     assert (parsed.doc_id, parsed.metadata["filename"]) == (doc_id, basename)
 
@@ -156,8 +155,7 @@ def test_html_visible_text_and_title() -> None:
     assert parsed.title == "Release notes"
     assert parsed.metadata == {"filename": "release.html", "format": "html"}
     assert parsed.text == (
-        "Version 2\n\nFaster search and smaller indexes.\n\none\ntwo\n\n"
-        "line one\nline two\n\nk v\na 1"
+        "Version 2\n\nFaster search and smaller indexes.\n\none\ntwo\n\nline one\nline two\n\nk v\na 1"
     )
     for hidden in ("secretToken", "color: red", "Enable JavaScript", "template text", "comment"):
         assert hidden not in parsed.text
@@ -251,9 +249,7 @@ def test_pdf_text_title_and_pages() -> None:
     assert "Second page text" in second and "Second" not in first
 
 
-@pytest.mark.parametrize(
-    ("filename", "content_type"), [("scan", None), ("x.bin", "application/pdf")]
-)
+@pytest.mark.parametrize(("filename", "content_type"), [("scan", None), ("x.bin", "application/pdf")])
 def test_pdf_found_by_content_type_or_magic_bytes(filename: str, content_type: str | None) -> None:
     parsed = parse_file(filename, make_pdf([["Sniffed text"]]), content_type)
     assert parsed.metadata["format"] == "pdf"

@@ -23,9 +23,10 @@ import grpc
 from google.protobuf import json_format, struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from pydantic import ValidationError
+
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
-from pydantic import ValidationError
 
 from . import limits
 from .errors import InvalidArgument, KnowledgeError, from_validation_error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -114,8 +115,9 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
         docs = []
         for i, upload in enumerate(files):
             data = await upload.read(L.MAX_FILE_BYTES + 1)
-            parsed = parse_file(upload.filename or f"file-{i}", data, upload.content_type,
-                                field=f"files[{i}]")
+            # Parsing a large HTML or PDF takes seconds: keep it off the event loop.
+            parsed = await asyncio.to_thread(parse_file, upload.filename or f"file-{i}", data,
+                                             upload.content_type, field=f"files[{i}]")
             docs.append({"id": ids[i] if ids else parsed.doc_id, "text": parsed.text,
                          "title": parsed.title, "metadata": {**parsed.metadata, **extra}})
         req = _model(IngestRequest, namespace=namespace, documents=docs)
