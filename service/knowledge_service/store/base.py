@@ -115,7 +115,7 @@ class Store(ABC):
         """Raise if the store cannot serve."""
 
     def maintain(self) -> bool:
-        """Background upkeep (index optimisation); returns whether anything was done."""
+        """Background upkeep (index optimisation) when due; returns whether it ran."""
         return False
 
     def close(self) -> None:

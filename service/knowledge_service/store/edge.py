@@ -209,9 +209,9 @@ class EdgeStore(Store):
                 return False
             self._unoptimised = 0
         started = time.monotonic()
-        optimised = self.shard.optimize()
-        log.info("edge optimise took %.1fs (changed=%s)", time.monotonic() - started, optimised)
-        return optimised
+        changed = self.shard.optimize()
+        log.info("edge optimise took %.1fs (changed=%s)", time.monotonic() - started, changed)
+        return True
 
     def close(self) -> None:
         self.shard.flush()
