@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 from typer.testing import CliRunner
 
+from conftest import free_port
 from knowledge_service.cli import app
 
 
