@@ -1,7 +1,7 @@
 """The retrieval core both front doors call: search, ingest, delete, get and count.
 
-Search: normalise -> cache -> encode (dense + BM25) -> one engine query (prefetch both legs,
-fuse) -> drop chunks of superseded document generations -> rerank -> pack -> cache.
+It owns the models, the store, the cache and the thread pools; the pipelines live in
+``search.py`` and ``ingest.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from . import ingest as ingest_pipeline
-from .cache import CacheUnavailable, ResultCache, cache_key, open_cache
+from . import search as search_pipeline
+from .cache import CacheUnavailable, ResultCache, open_cache
 from .config import Settings
 from .encoders import Chunker, DenseEncoder, Reranker, SparseEncoder, model_slug
 from .errors import NotFound
@@ -28,19 +29,14 @@ from .models import (
     DocumentRef,
     IngestRequest,
     IngestResponse,
-    SearchHit,
     SearchRequest,
     SearchResponse,
-    StageScores,
 )
-from .store import Hit, QueryPlan, Store, open_store
+from .store import Store, open_store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Without reranking the engine returns top_k plus this many, so that dropping chunks of a
-# document being replaced at that instant still leaves top_k results.
-LIVE_MARGIN = 10
 MAINTAIN_EVERY_S = 5.0
 
 
@@ -120,6 +116,9 @@ class KnowledgeCore:
     async def run_store(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._store_pool, fn, *args)
 
+    async def run_query_model(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._query_pool, fn, *args)
+
     async def run_ingest_model(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._ingest_pool, fn, *args)
 
@@ -134,142 +133,10 @@ class KnowledgeCore:
         await self.run_store(self.store.set_index_version, namespace, new)
         return new
 
-    async def live_hits(self, namespace: str, hits: list[Hit]) -> list[Hit]:
-        """Keep only chunks of each document's live generation (hides half-done replacements)."""
-        if not hits:
-            return hits
-        records = await self.run_store(
-            self.store.get_docs, namespace, [h.payload["doc_id"] for h in hits]
-        )
-        return [
-            h for h in hits
-            if records.get(h.payload["doc_id"], {}).get("generation") == h.payload.get("generation")
-        ]
-
     # ------------------------------------------------------------------ search
 
     async def search(self, req: SearchRequest) -> SearchResponse:
-        started = time.perf_counter()
-        timings: dict[str, float] = {}
-        degraded: list[str] = []
-        version = await self.run_store(self.store.get_index_version, req.namespace)
-        key = cache_key(ns=req.namespace, v=version, req=req.cache_fields(), models=self.models_key)
-
-        t = time.perf_counter()
-        cached = await self._cache_get(key, degraded)
-        timings["cache"] = _ms(t)
-        if cached is not None:
-            resp = SearchResponse.model_validate_json(cached)
-            resp.cache_hit, resp.degraded = True, degraded
-            resp.timings_ms = {**timings, "total": _ms(started)}
-            return resp
-
-        resp = await self._search_uncached(req, version, timings, degraded)
-        if "cache" not in degraded:
-            t = time.perf_counter()
-            await self._cache_set(key, resp.model_dump_json().encode(), degraded)
-            timings["cache"] += _ms(t)
-        resp.degraded = degraded
-        resp.timings_ms = {**timings, "total": _ms(started)}
-        return resp
-
-    async def _search_uncached(
-        self, req: SearchRequest, version: int, timings: dict[str, float], degraded: list[str]
-    ) -> SearchResponse:
-        loop = asyncio.get_running_loop()
-        t = time.perf_counter()
-        dense = None
-        if req.mode != "sparse":
-            dense = (await loop.run_in_executor(self._query_pool, self.dense.encode, [req.query]))[0]
-        sparse = self.sparse.query(req.query) if req.mode != "dense" else None
-        timings["encode"] = _ms(t)
-
-        rerank_status = self._rerank_status(req, degraded)
-        depth = req.candidates if rerank_status == "applied" else min(
-            req.candidates, req.top_k + LIVE_MARGIN
-        )
-        plan = QueryPlan(
-            namespace=req.namespace, mode=req.mode, limit=depth, candidates=req.candidates,
-            dense=dense,
-            sparse_indices=list(sparse.indices) if sparse else [],
-            sparse_values=list(sparse.values) if sparse else [],
-            fusion=req.fusion.method, rrf_k=req.fusion.k, weights=req.fusion.weights,
-            filter=req.filter,
-        )
-        t = time.perf_counter()
-        hits = await self.live_hits(req.namespace, await self.run_store(self.store.query, plan))
-        ranks = await self._leg_ranks(plan) if req.explain else {}
-        timings["query"] = _ms(t)
-
-        rerank_scores: list[float] | None = None
-        if rerank_status == "applied" and hits:
-            t = time.perf_counter()
-            try:
-                rerank_scores = await loop.run_in_executor(
-                    self._query_pool, self.reranker.score,  # type: ignore[union-attr]
-                    req.query, [h.payload.get("text", "") for h in hits],
-                )
-            except Exception:
-                log.exception("reranker failed; serving fused order")
-                rerank_status = "failed"
-                degraded.append("rerank")
-            timings["rerank"] = _ms(t)
-
-        results = [self._hit(h, i, ranks, rerank_scores) for i, h in enumerate(hits)]
-        if rerank_scores is not None:
-            results.sort(key=lambda r: r.score, reverse=True)
-        return SearchResponse(
-            results=results[: req.top_k], rerank=rerank_status, index_version=version
-        )
-
-    def _rerank_status(self, req: SearchRequest, degraded: list[str]) -> str:
-        if req.rerank is False:
-            return "disabled"
-        if self.reranker is None:
-            if req.rerank:  # asked for explicitly: say the stage did not run
-                degraded.append("rerank")
-            return "not_configured"
-        return "applied"
-
-    async def _leg_ranks(self, plan: QueryPlan) -> dict[str, dict[str, int]]:
-        """Each chunk's 1-based rank in the dense and in the sparse leg (for explain)."""
-        legs = ("dense", "sparse") if plan.mode == "hybrid" else (plan.mode,)
-        ranks: dict[str, dict[str, int]] = {}
-        for leg in legs:
-            leg_plan = QueryPlan(**{**plan.__dict__, "mode": leg, "limit": plan.candidates})
-            for i, hit in enumerate(await self.run_store(self.store.query, leg_plan), start=1):
-                ranks.setdefault(hit.id, {})[f"{leg}_rank"] = i
-        return ranks
-
-    @staticmethod
-    def _hit(
-        hit: Hit, i: int, ranks: dict[str, dict[str, int]], rerank: list[float] | None
-    ) -> SearchHit:
-        p = hit.payload
-        return SearchHit(
-            doc_id=p["doc_id"], chunk_id=p["chunk_id"], text=p.get("text", ""),
-            title=p.get("title"), metadata=p.get("metadata") or {},
-            score=rerank[i] if rerank is not None else hit.score,
-            scores=StageScores(
-                fused=hit.score, rerank=rerank[i] if rerank is not None else None,
-                **ranks.get(hit.id, {}),
-            ),
-        )
-
-    async def _cache_get(self, key: str, degraded: list[str]) -> bytes | None:
-        try:
-            return await self.cache.get(key)
-        except CacheUnavailable as exc:
-            log.warning("cache get failed: %s", exc)
-            degraded.append("cache")
-            return None
-
-    async def _cache_set(self, key: str, value: bytes, degraded: list[str]) -> None:
-        try:
-            await self.cache.set(key, value)
-        except CacheUnavailable as exc:
-            log.warning("cache set failed: %s", exc)
-            degraded.append("cache")
+        return await search_pipeline.search(self, req)
 
     # ------------------------------------------------------------------ documents
 
@@ -310,6 +177,3 @@ class KnowledgeCore:
             state["cache"] = f"down: {exc}"
         return state
 
-
-def _ms(since: float) -> float:
-    return round((time.perf_counter() - since) * 1000, 3)
