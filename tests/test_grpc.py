@@ -17,8 +17,8 @@ from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.config import Settings
 from knowledge_service.errors import Overloaded
+from knowledge_service.grpc_convert import search_request
 from knowledge_service.grpc_server import (
-    _search_request,
     create_server,
     set_serving,
     start_server,
@@ -173,7 +173,7 @@ async def test_ingest_stream_concatenates_results(stub: pb_grpc.KnowledgeService
 
 
 def test_unset_optional_fields_take_model_defaults():
-    assert _search_request(pb.SearchRequest(namespace=NS, query="q")) == SearchRequest(
+    assert search_request(pb.SearchRequest(namespace=NS, query="q")) == SearchRequest(
         namespace=NS, query="q"
     )
     full = pb.SearchRequest(
@@ -187,7 +187,7 @@ def test_unset_optional_fields_take_model_defaults():
         filter=_struct({"or": [{"field": "n", "eq": 1}, {"field": "t", "any": ["x"]}]}),
         fusion=pb.Fusion(method=pb.FUSION_METHOD_DBSF, k=5, weights=[2, 1]),
     )
-    assert _search_request(full).model_dump() == {
+    assert search_request(full).model_dump() == {
         "namespace": NS,
         "query": "q",
         "top_k": 3,
@@ -198,7 +198,7 @@ def test_unset_optional_fields_take_model_defaults():
         "filter": {"or": [{"field": "n", "eq": 1}, {"field": "t", "any": ["x"]}]},
         "fusion": {"method": "dbsf", "k": 5, "weights": [2.0, 1.0]},
     }
-    assert isinstance(_search_request(full).filter["or"][0]["eq"], int)
+    assert isinstance(search_request(full).filter["or"][0]["eq"], int)
 
 
 def _search(**fields: Any) -> tuple[str, Any]:

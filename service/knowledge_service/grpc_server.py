@@ -7,8 +7,7 @@ Lifecycle::
     ...
     await stop_server(server, settings.grpc_grace_s)  # health = NOT_SERVING, then graceful stop
 
-Struct values are JSON numbers (doubles), so integral numbers in metadata and filters come back as
-``int`` (``2020.0`` -> ``2020``); integers beyond 2**53 lose precision on the wire.
+Message translation lives in ``grpc_convert.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
-from google.protobuf import json_format, struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
@@ -28,17 +26,15 @@ from pydantic import ValidationError
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 
+from . import grpc_convert as convert
 from . import limits
 from .errors import InvalidArgument, KnowledgeError, from_validation_error
 from .models import (
     CountRequest,
     DeleteRequest,
     DocumentRef,
-    IngestRequest,
     IngestResponse,
     IngestResult,
-    SearchRequest,
-    SearchResponse,
 )
 
 if TYPE_CHECKING:
@@ -51,120 +47,6 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["KnowledgeService"].full_name
 _HEALTH: weakref.WeakKeyDictionary[grpc.aio.Server, health.aio.HealthServicer] = (
     weakref.WeakKeyDictionary()
 )
-
-# ----------------------------------------------------------------------------- translation
-
-
-def _plain(value: Any) -> Any:
-    """Struct numbers are floats: turn integral ones back into ints, recursively."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return _plain(json_format.MessageToDict(struct))
-
-
-def _to_struct(data: dict[str, Any] | None) -> struct_pb2.Struct:
-    struct = struct_pb2.Struct()
-    if data:
-        struct.update(data)
-    return struct
-
-
-def _enum_str(enum: Any, prefix: str, value: int) -> str | int | None:
-    """``SEARCH_MODE_DENSE`` -> ``"dense"``; UNSPECIFIED -> None; unknown numbers pass through."""
-    if value not in enum.values():
-        return value  # the model rejects it with a message naming the field
-    name = enum.Name(value).removeprefix(prefix).lower()
-    return None if name == "unspecified" else name
-
-
-def _enum_value(enum: Any, prefix: str, value: str) -> int:
-    return enum.Value(f"{prefix}{value.upper()}")
-
-
-def _optional(msg: Any, data: dict[str, Any], *names: str) -> dict[str, Any]:
-    """Copy the proto3 ``optional`` fields that are set, so unset ones take the model defaults."""
-    for name in names:
-        if msg.HasField(name):
-            data[name] = getattr(msg, name)
-    return data
-
-
-def _with_filter(msg: Any, data: dict[str, Any]) -> dict[str, Any]:
-    if msg.HasField("filter"):
-        data["filter"] = _to_dict(msg.filter)
-    return data
-
-
-def _search_request(msg: pb.SearchRequest) -> SearchRequest:
-    data = {"namespace": msg.namespace, "query": msg.query, "explain": msg.explain}
-    _optional(msg, data, "top_k", "candidates", "rerank")
-    if (mode := _enum_str(pb.SearchMode, "SEARCH_MODE_", msg.mode)) is not None:
-        data["mode"] = mode
-    if msg.HasField("fusion"):
-        fusion = _optional(msg.fusion, {}, "k")
-        if (method := _enum_str(pb.FusionMethod, "FUSION_METHOD_", msg.fusion.method)) is not None:
-            fusion["method"] = method
-        if msg.fusion.weights:
-            fusion["weights"] = list(msg.fusion.weights)
-        data["fusion"] = fusion
-    return SearchRequest.model_validate(_with_filter(msg, data))
-
-
-def _ingest_request(msg: pb.IngestRequest) -> IngestRequest:
-    documents = []
-    for doc in msg.documents:
-        raw = _optional(doc, {"id": doc.id, "text": doc.text}, "title")
-        if doc.HasField("metadata"):
-            raw["metadata"] = _to_dict(doc.metadata)
-        documents.append(raw)
-    return IngestRequest.model_validate({"namespace": msg.namespace, "documents": documents})
-
-
-def _ingest_response(resp: IngestResponse) -> pb.IngestResponse:
-    return pb.IngestResponse(
-        results=[
-            pb.IngestResult(
-                id=r.id,
-                status=_enum_value(pb.IngestStatus, "INGEST_STATUS_", r.status),
-                chunks=r.chunks,
-                error=r.error,
-            )
-            for r in resp.results
-        ],
-        index_version=resp.index_version,
-    )
-
-
-def _search_response(resp: SearchResponse) -> pb.SearchResponse:
-    hits = [
-        pb.SearchHit(
-            doc_id=h.doc_id,
-            chunk_id=h.chunk_id,
-            text=h.text,
-            score=h.score,
-            title=h.title,
-            metadata=_to_struct(h.metadata),
-            scores=pb.StageScores(**h.scores.model_dump(exclude_none=True)),
-        )
-        for h in resp.results
-    ]
-    return pb.SearchResponse(
-        results=hits,
-        cache_hit=resp.cache_hit,
-        degraded=resp.degraded,
-        rerank=_enum_value(pb.RerankStatus, "RERANK_STATUS_", resp.rerank),
-        index_version=resp.index_version,
-        timings_ms=resp.timings_ms,
-    )
-
 
 # ----------------------------------------------------------------------------- servicer
 
@@ -201,12 +83,12 @@ class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
     @_guarded
     async def Search(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
         """Hybrid search over one namespace."""
-        return _search_response(await self._core.search(_search_request(request)))
+        return convert.search_response(await self._core.search(convert.search_request(request)))
 
     @_guarded
     async def Ingest(self, request: pb.IngestRequest, context: Any) -> pb.IngestResponse:
         """Ingest one batch of documents."""
-        return _ingest_response(await self._core.ingest(_ingest_request(request)))
+        return convert.ingest_response(await self._core.ingest(convert.ingest_request(request)))
 
     @_guarded
     async def IngestStream(
@@ -217,7 +99,7 @@ class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
         index_version, count = 0, 0
         async for message in request_iterator:
             try:
-                resp = await self._core.ingest(_ingest_request(message))
+                resp = await self._core.ingest(convert.ingest_request(message))
             except ValidationError as exc:
                 raise _in_message(from_validation_error(exc), count) from exc
             except KnowledgeError as exc:
@@ -227,7 +109,7 @@ class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
             count += 1
         if not count:
             raise InvalidArgument("IngestStream: send at least one IngestRequest")
-        return _ingest_response(IngestResponse(results=results, index_version=index_version))
+        return convert.ingest_response(IngestResponse(results=results, index_version=index_version))
 
     @_guarded
     async def DeleteDocuments(
@@ -235,7 +117,7 @@ class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
     ) -> pb.DeleteDocumentsResponse:
         """Delete documents by id and/or metadata filter."""
         data = {"namespace": request.namespace, "ids": list(request.ids)}
-        resp = await self._core.delete(DeleteRequest.model_validate(_with_filter(request, data)))
+        resp = await self._core.delete(DeleteRequest.model_validate(convert.with_filter(request, data)))
         return pb.DeleteDocumentsResponse(deleted=resp.deleted, index_version=resp.index_version)
 
     @_guarded
@@ -249,7 +131,7 @@ class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
             id=doc.id,
             title=doc.title,
             text=doc.text,
-            metadata=_to_struct(doc.metadata),
+            metadata=convert.to_struct(doc.metadata),
             chunks=doc.chunks,
             content_hash=doc.content_hash,
             updated_at=doc.updated_at,
@@ -260,7 +142,7 @@ class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
         self, request: pb.CountDocumentsRequest, context: Any
     ) -> pb.CountDocumentsResponse:
         """Count documents and chunks, optionally under a filter."""
-        req = CountRequest.model_validate(_with_filter(request, {"namespace": request.namespace}))
+        req = CountRequest.model_validate(convert.with_filter(request, {"namespace": request.namespace}))
         resp = await self._core.count(req)
         return pb.CountDocumentsResponse(
             documents=resp.documents, chunks=resp.chunks, index_version=resp.index_version
