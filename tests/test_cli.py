@@ -70,5 +70,13 @@ def test_eval_on_a_beir_folder_reuses_its_namespace(tmp_path: Path, env: dict[st
     again = runner.invoke(app, args[:-2], env=env)
     assert _json_lines(again.output)[0]["ingest"] == {"unchanged": 4}
 
+    bench = runner.invoke(app, ["bench", "--dataset", str(beir), "--split", "test", "--queries", "10"],
+                          env=env)
+    assert bench.exit_code == 0, bench.output
+    figures = _json_lines(bench.output)[-1]
+    assert figures["queries"] == 2 and figures["points"] == 4
+    for path in ("engine", "encode", "search_miss", "search_hit"):
+        assert 0 < figures[path]["median_ms"] <= figures[path]["p99_ms"]
+
     missing = runner.invoke(app, ["eval", "--dataset", str(beir), "--split", "dev"], env=env)
     assert missing.exit_code == 2 and "test" in missing.output  # names the splits that exist

@@ -169,3 +169,21 @@ def evaluate(
     except KnowledgeError as exc:
         raise _fail(exc) from None
 
+
+@app.command()
+def bench(
+    dataset: Annotated[Path, typer.Option(exists=True, file_okay=False, help="BEIR-layout folder.")],
+    split: Annotated[str, typer.Option(help="qrels split whose queries are used")] = "test",
+    queries: Annotated[int, typer.Option(min=10)] = 300,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or sparse")] = "hybrid",
+) -> None:
+    """Measure search latency (median, p99, per second, memory) against an engine-only baseline."""
+    from .bench import run_bench
+    from .evaluation import load_beir
+
+    try:
+        data = load_beir(dataset, split)
+        typer.echo(json.dumps(asyncio.run(run_bench(Settings(), data, queries, mode))))
+    except KnowledgeError as exc:
+        raise _fail(exc) from None
+
