@@ -197,6 +197,8 @@ def test_unset_optional_fields_take_model_defaults():
         "mode": "sparse",
         "filter": {"or": [{"field": "n", "eq": 1}, {"field": "t", "any": ["x"]}]},
         "fusion": {"method": "dbsf", "k": 5, "weights": [2.0, 1.0]},
+        "profile": None,
+        "overrides": None,
     }
     assert isinstance(search_request(full).filter["or"][0]["eq"], int)
 

@@ -34,6 +34,7 @@ async def run_bench(settings: Settings, data: BeirDataset, n: int, mode: str) ->
         await ensure_ingested(core, data, ns)
         queries = list(dict.fromkeys(data.queries.values()))[:n]  # distinct: the first pass misses
         reqs = [SearchRequest(namespace=ns, query=q, mode=mode) for q in queries]
+        defaults = core.profiles.resolve(ns, None).settings
         timings: dict[str, list[float]] = {"engine": [], "encode": [], "search_miss": [],
                                            "search_hit": []}
         for req in reqs[:10]:  # warm up the model and the engine
@@ -44,8 +45,8 @@ async def run_bench(settings: Settings, data: BeirDataset, n: int, mode: str) ->
             dense = core.dense.encode([req.query])[0]
             sparse = core.sparse.query(req.query)
             timings["encode"].append((time.perf_counter() - t) * 1000)
-            plans.append(QueryPlan(namespace=ns, mode=mode, limit=req.top_k + 10,
-                                   candidates=req.candidates, dense=dense,
+            plans.append(QueryPlan(namespace=ns, mode=mode, limit=defaults.top_k + 10,
+                                   candidates=defaults.candidates, dense=dense,
                                    sparse_indices=list(sparse.indices),
                                    sparse_values=list(sparse.values)))
         for plan in plans:

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         20_000, ge=0, description="Edge: only optimise when at least this many points are unindexed."
     )
 
+    # Profiles.
+    profile_poll_s: float = Field(1.0, gt=0, description="How often a replica checks for profile changes.")
+
     @cached_property
     def edge_path(self) -> Path:
         return self.data_dir / "edge"

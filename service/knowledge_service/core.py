@@ -14,12 +14,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from . import evaluations
 from . import ingest as ingest_pipeline
 from . import search as search_pipeline
 from .cache import CacheUnavailable, ResultCache, open_cache
+from .comparison import Comparison
 from .config import Settings
 from .encoders import Chunker, DenseEncoder, Reranker, SparseEncoder, model_slug
 from .errors import NotFound
+from .evaluations import EvaluationRequest
 from .models import (
     CountRequest,
     CountResponse,
@@ -29,10 +32,12 @@ from .models import (
     DocumentRef,
     IngestRequest,
     IngestResponse,
+    PutProfileRequest,
     SearchRequest,
     SearchResponse,
 )
-from .store import Store, open_store
+from .profiles import ProfileOut, ProfileRegistry
+from .store import MetaStore, Store, open_meta_store, open_store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,14 +55,19 @@ class KnowledgeCore:
         sparse: SparseEncoder,
         reranker: Reranker | None,
         store: Store,
+        meta: MetaStore,
         cache: ResultCache,
+        *,
+        owns_store: bool = True,
     ) -> None:
         self.settings = settings
         self.dense = dense
         self.sparse = sparse
         self.reranker = reranker
         self.store = store
+        self.meta = meta
         self.cache = cache
+        self._owns_store = owns_store
         self.chunker = Chunker(dense.tokenizer(), settings.chunk_tokens, settings.chunk_overlap)
         self.models_key = [dense.spec, reranker.spec if reranker else None]
         # Changing any of these re-indexes a document on its next ingest.
@@ -70,12 +80,19 @@ class KnowledgeCore:
         self._ingest_pool = ThreadPoolExecutor(1, thread_name_prefix="ingest-model")
         self._ns_locks: dict[str, asyncio.Lock] = {}
         self._maintainer: asyncio.Task[None] | None = None
+        self.profiles = ProfileRegistry(meta, self.run_store, poll_s=settings.profile_poll_s,
+                                        redis_url=settings.redis_url)
 
     @classmethod
     async def open(
-        cls, settings: Settings, *, dense: DenseEncoder | None = None
+        cls, settings: Settings, *, dense: DenseEncoder | None = None,
+        stores: tuple[Store, MetaStore] | None = None,
     ) -> KnowledgeCore:
-        """Load models (or reuse ``dense``), open the store and the cache, start upkeep."""
+        """Load models (or reuse ``dense``), open the store and the cache, start upkeep.
+
+        ``stores`` shares an already open store (and its meta store) with another core in this
+        process, as replicas share a Qdrant server; the core that opened them closes them.
+        """
         loop = asyncio.get_running_loop()
         if dense is None:
             dense = await loop.run_in_executor(
@@ -86,10 +103,16 @@ class KnowledgeCore:
         if settings.rerank_model:
             spec = settings.rerank_model
             reranker = await loop.run_in_executor(None, lambda: Reranker(spec, settings.device))
-        store = await loop.run_in_executor(
-            None, lambda: open_store(settings, dim=dense.dim, model=model_slug(dense.spec))
-        )
-        core = cls(settings, dense, SparseEncoder(settings), reranker, store, open_cache(settings))
+        if stores is None:
+            store = await loop.run_in_executor(
+                None, lambda: open_store(settings, dim=dense.dim, model=model_slug(dense.spec))
+            )
+            meta = await loop.run_in_executor(None, open_meta_store, settings, store)
+        else:
+            store, meta = stores
+        core = cls(settings, dense, SparseEncoder(settings), reranker, store, meta, open_cache(settings),
+                   owns_store=stores is None)
+        await core.profiles.start()
         core._maintainer = asyncio.create_task(core._maintain_forever())
         return core
 
@@ -98,8 +121,11 @@ class KnowledgeCore:
             self._maintainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintainer
+        await self.profiles.stop()
         await self.cache.close()
-        await self.run_store(self.store.close)
+        if self._owns_store:
+            await self.run_store(self.meta.close)
+            await self.run_store(self.store.close)
         for pool in (self._store_pool, self._query_pool, self._ingest_pool):
             pool.shutdown(wait=True)
 
@@ -137,6 +163,16 @@ class KnowledgeCore:
 
     async def search(self, req: SearchRequest) -> SearchResponse:
         return await search_pipeline.search(self, req)
+
+    # ------------------------------------------------------------------ profiles
+
+    async def put_profile(self, req: PutProfileRequest) -> ProfileOut:
+        """New version of a profile; with ``require_eval``, only if it passes the gate."""
+        check = evaluations.gate_check(self, req.name, req.require_eval) if req.require_eval else None
+        return await self.profiles.put(req.name, req.settings, req.expected_version, req.note, check)
+
+    async def evaluate(self, req: EvaluationRequest) -> Comparison:
+        return await evaluations.evaluate(self, req)
 
     # ------------------------------------------------------------------ documents
 

@@ -44,6 +44,22 @@ class NotFound(KnowledgeError):
     code = "NOT_FOUND"
 
 
+class Conflict(KnowledgeError):
+    """A concurrent change won (e.g. a profile's expected_version is stale); re-read and retry."""
+
+    http_status = 409
+    grpc_code = grpc.StatusCode.ABORTED
+    code = "ABORTED"
+
+
+class PreconditionFailed(KnowledgeError):
+    """A required check did not pass (e.g. the evaluation gate on a profile change)."""
+
+    http_status = 412
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    code = "FAILED_PRECONDITION"
+
+
 class Overloaded(KnowledgeError):
     http_status = 429
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED

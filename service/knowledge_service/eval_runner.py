@@ -12,7 +12,8 @@ from tqdm import tqdm
 from .config import Settings
 from .core import KnowledgeCore
 from .evaluation import BeirDataset, collapse_to_documents, evaluate
-from .models import Fusion, IngestRequest, SearchRequest, normalise_query
+from .models import Fusion, IngestRequest, RetrievalSettings, SearchRequest, normalise_query
+from .search import search_with
 
 INGEST_BATCH = 64
 DOC_LIMIT = 100  # documents kept per query (recall@100)
@@ -43,15 +44,16 @@ async def run_queries(core: KnowledgeCore, data: BeirDataset, namespace: str, *,
     """One search per judged query; returns the document run and per-query latencies (ms)."""
     run: dict[str, dict[str, float]] = {}
     latencies: list[float] = []
-    for qid, text in tqdm(data.queries.items(), unit="q", desc=f"{mode}", leave=False):
+
+    def settings(depth: int) -> RetrievalSettings:
         # Built without the public top_k cap: evaluation needs more than MAX_TOP_K chunks.
-        req = SearchRequest.model_construct(
-            namespace=namespace, query=normalise_query(text), top_k=depth, candidates=depth,
-            mode=mode, filter=None, rerank=None, explain=False,
-            fusion=Fusion(method=fusion, k=rrf_k, weights=extra.get("weights")),
-        )
+        return RetrievalSettings.model_construct(
+            **{**RetrievalSettings().model_dump(), "mode": mode, "top_k": depth, "candidates": depth,
+               "fusion": Fusion(method=fusion, k=rrf_k, weights=extra.get("weights"))})
+    for qid, text in tqdm(data.queries.items(), unit="q", desc=f"{mode}", leave=False):
+        req = SearchRequest(namespace=namespace, query=normalise_query(text))
         started = time.perf_counter()
-        resp = await core.search(req)
+        resp = await search_with(core, req, settings(depth), "eval", 0)
         latencies.append((time.perf_counter() - started) * 1000)
         run[qid] = collapse_to_documents(((h.doc_id, h.score) for h in resp.results), DOC_LIMIT)
     return run, latencies

@@ -15,9 +15,11 @@ from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from .models import (
     IngestRequest,
     IngestResponse,
+    RetrievalSettings,
     SearchRequest,
     SearchResponse,
 )
+from .profiles import ProfileOut
 
 
 def plain(value: Any) -> Any:
@@ -68,9 +70,9 @@ def with_filter(msg: Any, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def search_request(msg: pb.SearchRequest) -> SearchRequest:
-    data = {"namespace": msg.namespace, "query": msg.query, "explain": msg.explain}
-    optional(msg, data, "top_k", "candidates", "rerank")
+def _settings_fields(msg: Any, data: dict[str, Any], *names: str) -> dict[str, Any]:
+    """The retrieval-settings fields set on ``msg`` (a SearchRequest or a RetrievalSettings)."""
+    optional(msg, data, *names)
     if (mode := enum_str(pb.SearchMode, "SEARCH_MODE_", msg.mode)) is not None:
         data["mode"] = mode
     if msg.HasField("fusion"):
@@ -80,7 +82,46 @@ def search_request(msg: pb.SearchRequest) -> SearchRequest:
         if msg.fusion.weights:
             fusion["weights"] = list(msg.fusion.weights)
         data["fusion"] = fusion
+    return data
+
+
+def search_request(msg: pb.SearchRequest) -> SearchRequest:
+    data = {"namespace": msg.namespace, "query": msg.query, "explain": msg.explain}
+    _settings_fields(msg, data, "top_k", "candidates", "rerank", "profile")
+    if msg.HasField("overrides"):
+        data["overrides"] = to_dict(msg.overrides)
     return SearchRequest.model_validate(with_filter(msg, data))
+
+
+def settings_dict(msg: pb.RetrievalSettings) -> dict[str, Any]:
+    """A RetrievalSettings message as the fields it sets (unset ones take the defaults)."""
+    return _settings_fields(
+        msg, {}, "top_k", "candidates", "rerank", "rerank_depth", "score_threshold", "stitch"
+    )
+
+
+def settings_message(settings: RetrievalSettings) -> pb.RetrievalSettings:
+    data = settings.model_dump(exclude_none=True, exclude={"mode", "fusion"})
+    fusion = settings.fusion
+    return pb.RetrievalSettings(
+        **data,
+        mode=enum_value(pb.SearchMode, "SEARCH_MODE_", settings.mode),
+        fusion=pb.Fusion(
+            method=enum_value(pb.FusionMethod, "FUSION_METHOD_", fusion.method),
+            k=fusion.k,
+            weights=fusion.weights or [],
+        ),
+    )
+
+
+def profile_message(profile: ProfileOut) -> pb.Profile:
+    return pb.Profile(
+        name=profile.name,
+        version=profile.version,
+        settings=settings_message(profile.settings),
+        created_at=profile.created_at,
+        note=profile.note,
+    )
 
 
 def ingest_request(msg: pb.IngestRequest) -> IngestRequest:
@@ -128,4 +169,6 @@ def search_response(resp: SearchResponse) -> pb.SearchResponse:
         rerank=enum_value(pb.RerankStatus, "RERANK_STATUS_", resp.rerank),
         index_version=resp.index_version,
         timings_ms=resp.timings_ms,
+        profile=resp.profile,
+        profile_version=resp.profile_version,
     )

@@ -35,7 +35,11 @@ from .models import (
     DocumentRef,
     IngestResponse,
     IngestResult,
+    NamespaceSettings,
+    PutProfileRequest,
+    RollbackRequest,
 )
+from .profiles import validate_name
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -44,9 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["KnowledgeService"].full_name
-_HEALTH: weakref.WeakKeyDictionary[grpc.aio.Server, health.aio.HealthServicer] = (
-    weakref.WeakKeyDictionary()
-)
+_HEALTH: weakref.WeakKeyDictionary[grpc.aio.Server, health.aio.HealthServicer] = weakref.WeakKeyDictionary()
 
 # ----------------------------------------------------------------------------- servicer
 
@@ -121,9 +123,7 @@ class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
         return pb.DeleteDocumentsResponse(deleted=resp.deleted, index_version=resp.index_version)
 
     @_guarded
-    async def GetDocument(
-        self, request: pb.GetDocumentRequest, context: Any
-    ) -> pb.GetDocumentResponse:
+    async def GetDocument(self, request: pb.GetDocumentRequest, context: Any) -> pb.GetDocumentResponse:
         """Return one stored document."""
         ref = DocumentRef.model_validate({"namespace": request.namespace, "doc_id": request.doc_id})
         doc = await self._core.get_document(ref)
@@ -147,6 +147,68 @@ class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
         return pb.CountDocumentsResponse(
             documents=resp.documents, chunks=resp.chunks, index_version=resp.index_version
         )
+
+    # ------------------------------------------------------------------ profiles
+
+    @_guarded
+    async def ListProfiles(self, request: pb.ListProfilesRequest, context: Any) -> pb.ListProfilesResponse:
+        """Every profile at its active version."""
+        return pb.ListProfilesResponse(
+            profiles=[convert.profile_message(p) for p in self._core.profiles.list()]
+        )
+
+    @_guarded
+    async def GetProfile(self, request: pb.GetProfileRequest, context: Any) -> pb.Profile:
+        """A profile at its active version."""
+        return convert.profile_message(self._core.profiles.get(validate_name(request.name)))
+
+    @_guarded
+    async def PutProfile(self, request: pb.PutProfileRequest, context: Any) -> pb.Profile:
+        """Create version n+1 and make it active."""
+        data: dict[str, Any] = {"name": request.name, "settings": convert.settings_dict(request.settings)}
+        convert.optional(request, data, "expected_version", "note")
+        if request.HasField("require_eval"):
+            rule = request.require_eval
+            data["require_eval"] = {
+                "dataset": rule.dataset,
+                "split": rule.split or "test",
+                "namespace": rule.namespace,
+                "min_delta": rule.min_delta,
+            }
+        return convert.profile_message(await self._core.put_profile(PutProfileRequest.model_validate(data)))
+
+    @_guarded
+    async def ListProfileVersions(
+        self, request: pb.ListProfileVersionsRequest, context: Any
+    ) -> pb.ListProfileVersionsResponse:
+        """Every version of a profile, oldest first."""
+        versions = await self._core.profiles.versions(validate_name(request.name))
+        return pb.ListProfileVersionsResponse(versions=[convert.profile_message(p) for p in versions])
+
+    @_guarded
+    async def RollbackProfile(self, request: pb.RollbackProfileRequest, context: Any) -> pb.Profile:
+        """Make an earlier version's settings active again, as a new version."""
+        body = RollbackRequest.model_validate({"version": request.version})
+        return convert.profile_message(
+            await self._core.profiles.rollback(validate_name(request.name), body.version)
+        )
+
+    @_guarded
+    async def GetNamespaceSettings(
+        self, request: pb.GetNamespaceSettingsRequest, context: Any
+    ) -> pb.NamespaceSettings:
+        """A namespace's settings (its default profile)."""
+        ns = DocumentRef.model_validate({"namespace": request.namespace, "doc_id": "-"}).namespace
+        return pb.NamespaceSettings(namespace=ns, default_profile=self._core.profiles.namespace_default(ns))
+
+    @_guarded
+    async def SetNamespaceSettings(self, request: pb.NamespaceSettings, context: Any) -> pb.NamespaceSettings:
+        """Set a namespace's default profile."""
+        body = NamespaceSettings.model_validate(
+            {"namespace": request.namespace, "default_profile": request.default_profile}
+        )
+        await self._core.profiles.set_namespace_default(body.namespace, body.default_profile)
+        return request
 
 
 def _in_message(err: KnowledgeError, index: int) -> KnowledgeError:
@@ -175,9 +237,7 @@ def create_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _HEALTH[server] = health_servicer
-    reflection.enable_server_reflection(
-        [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     host = settings.grpc_host
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # IPv6 literal

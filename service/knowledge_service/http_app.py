@@ -12,12 +12,13 @@ from typing import Annotated, Any
 from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, create_model
 
 from . import limits as L
 from .config import Settings
 from .core import KnowledgeCore
 from .errors import InvalidArgument, KnowledgeError, PayloadTooLarge, from_validation_error
+from .http_profiles import profile_routes
 from .models import (
     CountRequest,
     CountResponse,
@@ -29,6 +30,7 @@ from .models import (
     IngestResponse,
     SearchRequest,
     SearchResponse,
+    parse,
 )
 from .parsing import parse_file
 
@@ -47,13 +49,6 @@ class IngestBody(BaseModel):
         min_length=1, max_length=L.MAX_BATCH_DOCS,
         description="Each: {id, text, title?, metadata?}; one bad document fails alone.",
     )
-
-
-def _model(cls: type[BaseModel], **data: Any) -> Any:
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        raise from_validation_error(exc) from None
 
 
 def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI:
@@ -83,9 +78,6 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
             return JSONResponse(err.to_dict(), status_code=err.http_status)
         return await call_next(request)
 
-    def the_core(request: Request) -> KnowledgeCore:
-        return request.app.state.core
-
     @app.post("/v1/namespaces/{namespace}/search", response_model=SearchResponse)
     async def search(namespace: NamespacePath, body: SearchBody, request: Request):  # type: ignore[valid-type]
         """Hybrid search; results are chunks, best first."""
@@ -94,7 +86,7 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
     @app.post("/v1/namespaces/{namespace}/documents", response_model=IngestResponse)
     async def ingest(namespace: NamespacePath, body: IngestBody, request: Request):
         """Ingest a batch of documents; each gets its own status."""
-        req = _model(IngestRequest, namespace=namespace, documents=body.documents)
+        req = parse(IngestRequest, namespace=namespace, documents=body.documents)
         return await the_core(request).ingest(req)
 
     @app.post("/v1/namespaces/{namespace}/files", response_model=IngestResponse)
@@ -120,20 +112,20 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
                                              upload.content_type, field=f"files[{i}]")
             docs.append({"id": ids[i] if ids else parsed.doc_id, "text": parsed.text,
                          "title": parsed.title, "metadata": {**parsed.metadata, **extra}})
-        req = _model(IngestRequest, namespace=namespace, documents=docs)
+        req = parse(IngestRequest, namespace=namespace, documents=docs)
         return await the_core(request).ingest(req)
 
     @app.get("/v1/namespaces/{namespace}/documents/{doc_id}", response_model=DocumentOut)
     async def get_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request):
         """One document as stored."""
         return await the_core(request).get_document(
-            _model(DocumentRef, namespace=namespace, doc_id=doc_id)
+            parse(DocumentRef, namespace=namespace, doc_id=doc_id)
         )
 
     @app.delete("/v1/namespaces/{namespace}/documents/{doc_id}", response_model=DeleteResponse)
     async def delete_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request):
         """Delete one document and its chunks."""
-        return await the_core(request).delete(_model(DeleteRequest, namespace=namespace, ids=[doc_id]))
+        return await the_core(request).delete(parse(DeleteRequest, namespace=namespace, ids=[doc_id]))
 
     @app.post("/v1/namespaces/{namespace}/documents:delete", response_model=DeleteResponse)
     async def delete_documents(namespace: NamespacePath, body: DeleteBody, request: Request):  # type: ignore[valid-type]
@@ -148,7 +140,9 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
     ):
         """Documents and chunks in the namespace (optionally matching a filter)."""
         flt = _json_object(filter, "filter") or None
-        return await the_core(request).count(_model(CountRequest, namespace=namespace, filter=flt))
+        return await the_core(request).count(parse(CountRequest, namespace=namespace, filter=flt))
+
+    app.include_router(profile_routes())
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -163,6 +157,10 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
         return JSONResponse({"ready": ready, **state}, status_code=200 if ready else 503)
 
     return app
+
+
+def the_core(request: Request) -> KnowledgeCore:
+    return request.app.state.core
 
 
 def _json_object(raw: str | None, field: str) -> dict[str, Any]:

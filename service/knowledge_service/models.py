@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import limits as L
+from .errors import from_validation_error
 from .filters import validate_filter
 
 Namespace = Annotated[str, Field(pattern=L.NAMESPACE_PATTERN, description="Knowledge base name.")]
@@ -26,6 +27,17 @@ def normalise_query(text: str) -> str:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(cls: type[M], **data: Any) -> M:
+    """Validate ``data`` as ``cls``; a failure is an InvalidArgument naming each field."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
 
 
 # ----------------------------------------------------------------------------- ingest
@@ -99,18 +111,56 @@ class Fusion(_Strict):
     )
 
 
+Mode = Literal["hybrid", "dense", "sparse"]
+ProfileName = Annotated[str, Field(pattern=L.NAMESPACE_PATTERN, description="Profile name.")]
+
+
+class RetrievalSettings(_Strict):
+    """How retrieval works: what a profile holds, and the single source of every default."""
+
+    mode: Mode = "hybrid"
+    top_k: int = Field(L.DEFAULT_TOP_K, ge=1, le=L.MAX_TOP_K, description="Results returned.")
+    candidates: int = Field(
+        L.DEFAULT_CANDIDATES, ge=1, le=L.MAX_CANDIDATES, description="Depth of each leg before fusion."
+    )
+    fusion: Fusion = Field(default_factory=Fusion)
+    rerank: bool = Field(True, description="Rerank when a reranker is configured.")
+    rerank_depth: int = Field(
+        L.DEFAULT_RERANK_DEPTH, ge=1, le=L.MAX_CANDIDATES, description="Fused chunks the reranker scores."
+    )
+    score_threshold: float | None = Field(
+        None, description="Drop results whose final score (rerank, else fused) is below this."
+    )
+    stitch: bool = Field(False, description="Merge adjacent chunks of one document into one result.")
+
+    @model_validator(mode="after")
+    def _depths_cover_top_k(self) -> RetrievalSettings:
+        if self.candidates < self.top_k:
+            raise ValueError(
+                f"candidates ({self.candidates}) must be >= top_k ({self.top_k}); raise candidates"
+            )
+        return self
+
+    def merged(self, overrides: dict[str, Any]) -> RetrievalSettings:
+        """These settings with ``overrides`` applied and the result validated (limits included)."""
+        return RetrievalSettings.model_validate({**self.model_dump(), **overrides})
+
+
 class SearchRequest(_Strict):
     namespace: Namespace
     query: str = Field(min_length=1, max_length=L.MAX_QUERY_CHARS)
-    top_k: int = Field(L.DEFAULT_TOP_K, ge=1, le=L.MAX_TOP_K)
     filter: dict[str, Any] | None = None
-    mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
-    fusion: Fusion = Field(default_factory=Fusion)
-    candidates: int = Field(
-        L.DEFAULT_CANDIDATES, ge=1, le=L.MAX_CANDIDATES, description="Per-leg depth and rerank depth."
+    profile: ProfileName | None = Field(None, description="Unset: the namespace's default profile.")
+    overrides: dict[str, Any] | None = Field(
+        None, description="Fields of the profile to change for this call."
     )
-    rerank: bool | None = Field(None, description="None: rerank when a reranker is configured.")
     explain: bool = False
+    # Shorthand overrides, same limits as the profile fields.
+    top_k: int | None = Field(None, ge=1, le=L.MAX_TOP_K)
+    mode: Mode | None = None
+    fusion: Fusion | None = None
+    candidates: int | None = Field(None, ge=1, le=L.MAX_CANDIDATES)
+    rerank: bool | None = Field(None, description="Unset: as the profile says.")
 
     @field_validator("query")
     @classmethod
@@ -125,17 +175,25 @@ class SearchRequest(_Strict):
     def _filter(cls, v: Any) -> Any:
         return validate_filter(v)
 
-    @model_validator(mode="after")
-    def _candidates_cover_top_k(self) -> SearchRequest:
-        if self.candidates < self.top_k:
-            raise ValueError(
-                f"candidates ({self.candidates}) must be >= top_k ({self.top_k}); raise candidates"
-            )
-        return self
+    @field_validator("overrides")
+    @classmethod
+    def _known_fields(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        unknown = sorted(set(v or {}) - set(RetrievalSettings.model_fields))
+        if unknown:
+            raise ValueError(f"unknown fields {unknown}; allowed: {sorted(RetrievalSettings.model_fields)}")
+        return v or None
 
-    def cache_fields(self) -> dict[str, Any]:
-        """Every field that changes the results, in canonical form."""
-        return self.model_dump(mode="json", exclude={"namespace"})
+    def override_fields(self) -> dict[str, Any]:
+        """``overrides`` plus the shorthand fields that are set (the shorthand wins)."""
+        short = {k: getattr(self, k) for k in ("top_k", "mode", "fusion", "candidates", "rerank")}
+        return {
+            **(self.overrides or {}),
+            **{
+                k: v.model_dump() if isinstance(v, BaseModel) else v
+                for k, v in short.items()
+                if v is not None
+            },
+        }
 
 
 class StageScores(BaseModel):
@@ -160,6 +218,8 @@ RerankStatus = Literal["applied", "not_configured", "disabled", "failed"]
 
 class SearchResponse(BaseModel):
     results: list[SearchHit]
+    profile: str = "default"
+    profile_version: int = 0
     cache_hit: bool = False
     degraded: list[str] = Field(default_factory=list)
     rerank: RerankStatus = "not_configured"
@@ -223,3 +283,32 @@ class CountRequest(_Strict):
     @classmethod
     def _filter(cls, v: Any) -> Any:
         return validate_filter(v)
+
+
+# ----------------------------------------------------------------------------- profiles
+
+
+class RequireEval(_Strict):
+    """The evaluation gate: a labelled query set (BEIR folder on the server) run on a namespace."""
+
+    dataset: str = Field(min_length=1, description="Path of a BEIR-layout folder on the server.")
+    split: str = "test"
+    namespace: Namespace
+    min_delta: float = Field(0.0, ge=0, le=1, description="nDCG@10 the new version may lose.")
+
+
+class PutProfileRequest(_Strict):
+    name: ProfileName
+    settings: dict[str, Any] = Field(default_factory=dict, description="Unset fields take the defaults.")
+    expected_version: int | None = Field(None, ge=0, description="Fail with 409 unless this is current.")
+    require_eval: RequireEval | None = None
+    note: str | None = Field(None, max_length=500)
+
+
+class RollbackRequest(_Strict):
+    version: int = Field(ge=1)
+
+
+class NamespaceSettings(_Strict):
+    namespace: Namespace
+    default_profile: ProfileName

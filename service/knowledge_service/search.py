@@ -1,5 +1,6 @@
-"""Search: normalise -> cache -> encode (dense + BM25) -> one engine query (prefetch both legs,
-fuse) -> drop chunks of superseded document generations -> rerank -> pack -> cache.
+"""Search: resolve the profile -> cache -> encode (dense + BM25) -> one engine query (prefetch both
+legs, fuse) -> drop chunks of superseded document generations -> rerank -> threshold -> stitch ->
+pack -> cache.
 """
 
 from __future__ import annotations
@@ -8,8 +9,11 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from .cache import CacheUnavailable, cache_key
-from .models import SearchHit, SearchRequest, SearchResponse, StageScores
+from .errors import from_validation_error
+from .models import RetrievalSettings, SearchHit, SearchRequest, SearchResponse, StageScores
 from .store import Hit, QueryPlan
 
 if TYPE_CHECKING:
@@ -17,33 +21,53 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Without reranking the engine returns top_k plus this many, so that dropping chunks of a
-# document being replaced at that instant still leaves top_k results.
+# The engine returns this many more chunks than are needed, so that dropping chunks of a document
+# being replaced at that instant, or merging neighbours when stitching, still leaves top_k results.
 LIVE_MARGIN = 10
 
 
-async def live_hits(core: KnowledgeCore, namespace: str, hits: list[Hit]) -> list[Hit]:
-    """Keep only chunks of each document's live generation (hides half-done replacements)."""
-    if not hits:
-        return hits
-    records = await core.run_store(
-        core.store.get_docs, namespace, [h.payload["doc_id"] for h in hits]
-    )
-    return [
-        h for h in hits
-        if records.get(h.payload["doc_id"], {}).get("generation") == h.payload.get("generation")
-    ]
-
-
 async def search(core: KnowledgeCore, req: SearchRequest) -> SearchResponse:
+    """Search with the request's profile (or the namespace's default) and its overrides."""
+    profile = core.profiles.resolve(req.namespace, req.profile)
+    overrides = req.override_fields()
+    try:
+        settings = profile.settings.merged(overrides)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+    return await search_with(
+        core, req, settings, profile.name, profile.version, rerank_asked=overrides.get("rerank") is True
+    )
+
+
+async def search_with(
+    core: KnowledgeCore,
+    req: SearchRequest,
+    settings: RetrievalSettings,
+    profile: str,
+    profile_version: int,
+    *,
+    rerank_asked: bool = False,
+    use_cache: bool = True,
+) -> SearchResponse:
+    """Search with explicit effective settings (evaluation calls this beyond the public limits)."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    degraded: list[str] = []
+    # Asked for explicitly but no reranker is configured: say the stage did not run.
+    degraded: list[str] = ["rerank"] if rerank_asked and core.reranker is None else []
     version = await core.run_store(core.store.get_index_version, req.namespace)
-    key = cache_key(ns=req.namespace, v=version, req=req.cache_fields(), models=core.models_key)
+    key = cache_key(
+        ns=req.namespace,
+        v=version,
+        query=req.query,
+        filter=req.filter,
+        explain=req.explain,
+        settings=settings.model_dump(mode="json"),
+        profile=[profile, profile_version],
+        models=core.models_key,
+    )
 
     t = time.perf_counter()
-    cached = await _cache_get(core, key, degraded)
+    cached = await _cache_get(core, key, degraded) if use_cache else None
     timings["cache"] = _ms(t)
     if cached is not None:
         resp = SearchResponse.model_validate_json(cached)
@@ -51,8 +75,9 @@ async def search(core: KnowledgeCore, req: SearchRequest) -> SearchResponse:
         resp.timings_ms = {**timings, "total": _ms(started)}
         return resp
 
-    resp = await _search_uncached(core, req, version, timings, degraded)
-    if "cache" not in degraded:
+    resp = await _search_uncached(core, req, settings, version, timings, degraded)
+    resp.profile, resp.profile_version = profile, profile_version
+    if use_cache and "cache" not in degraded:
         t = time.perf_counter()
         await _cache_set(core, key, resp.model_dump_json().encode(), degraded)
         timings["cache"] += _ms(t)
@@ -61,26 +86,46 @@ async def search(core: KnowledgeCore, req: SearchRequest) -> SearchResponse:
     return resp
 
 
+async def live_hits(core: KnowledgeCore, namespace: str, hits: list[Hit]) -> list[Hit]:
+    """Keep only chunks of each document's live generation (hides half-done replacements)."""
+    if not hits:
+        return hits
+    records = await core.run_store(core.store.get_docs, namespace, [h.payload["doc_id"] for h in hits])
+    return [
+        h
+        for h in hits
+        if records.get(h.payload["doc_id"], {}).get("generation") == h.payload.get("generation")
+    ]
+
+
 async def _search_uncached(
-    core: KnowledgeCore, req: SearchRequest, version: int, timings: dict[str, float], degraded: list[str]
+    core: KnowledgeCore,
+    req: SearchRequest,
+    s: RetrievalSettings,
+    version: int,
+    timings: dict[str, float],
+    degraded: list[str],
 ) -> SearchResponse:
     t = time.perf_counter()
-    dense = None
-    if req.mode != "sparse":
-        dense = (await core.run_query_model(core.dense.encode, [req.query]))[0]
-    sparse = core.sparse.query(req.query) if req.mode != "dense" else None
+    dense = (await core.run_query_model(core.dense.encode, [req.query]))[0] if s.mode != "sparse" else None
+    sparse = core.sparse.query(req.query) if s.mode != "dense" else None
     timings["encode"] = _ms(t)
 
-    rerank_status = _rerank_status(core, req, degraded)
-    depth = req.candidates if rerank_status == "applied" else min(
-        req.candidates, req.top_k + LIVE_MARGIN
-    )
+    rerank_status = _rerank_status(core, s)
+    wanted = s.top_k * (3 if s.stitch else 1) + LIVE_MARGIN
+    if rerank_status == "applied":
+        wanted = max(wanted, s.rerank_depth)
     plan = QueryPlan(
-        namespace=req.namespace, mode=req.mode, limit=depth, candidates=req.candidates,
+        namespace=req.namespace,
+        mode=s.mode,
+        limit=min(s.candidates, wanted),
+        candidates=s.candidates,
         dense=dense,
         sparse_indices=list(sparse.indices) if sparse else [],
         sparse_values=list(sparse.values) if sparse else [],
-        fusion=req.fusion.method, rrf_k=req.fusion.k, weights=req.fusion.weights,
+        fusion=s.fusion.method,
+        rrf_k=s.fusion.k,
+        weights=s.fusion.weights,
         filter=req.filter,
     )
     t = time.perf_counter()
@@ -91,11 +136,14 @@ async def _search_uncached(
     rerank_scores: list[float] | None = None
     if rerank_status == "applied" and hits:
         t = time.perf_counter()
+        head = hits[: s.rerank_depth]
         try:
             rerank_scores = await core.run_query_model(
                 core.reranker.score,  # type: ignore[union-attr]
-                req.query, [h.payload.get("text", "") for h in hits],
+                req.query,
+                [h.payload.get("text", "") for h in head],
             )
+            hits = head
         except Exception:
             log.exception("reranker failed; serving fused order")
             rerank_status = "failed"
@@ -105,19 +153,62 @@ async def _search_uncached(
     results = [_hit(h, i, ranks, rerank_scores) for i, h in enumerate(hits)]
     if rerank_scores is not None:
         results.sort(key=lambda r: r.score, reverse=True)
-    return SearchResponse(
-        results=results[: req.top_k], rerank=rerank_status, index_version=version
-    )
+    if s.score_threshold is not None:
+        results = [r for r in results if r.score >= s.score_threshold]
+    if s.stitch:
+        results = stitch([(r, h.payload.get("chunk_index", 0)) for r, h in _pair(results, hits)])
+    return SearchResponse(results=results[: s.top_k], rerank=rerank_status, index_version=version)
 
 
-def _rerank_status(core: KnowledgeCore, req: SearchRequest, degraded: list[str]) -> str:
-    if req.rerank is False:
+def _pair(results: list[SearchHit], hits: list[Hit]) -> list[tuple[SearchHit, Hit]]:
+    by_chunk = {h.payload["chunk_id"]: h for h in hits}
+    return [(r, by_chunk[r.chunk_id]) for r in results]
+
+
+def stitch(ranked: list[tuple[SearchHit, int]]) -> list[SearchHit]:
+    """Merge chunks of one document with adjacent indexes into one result.
+
+    A merged result takes the place, score and scores of its best-ranked part; its chunk id names
+    the span (``doc#2-4``) and the overlap the chunker put between neighbours appears once.
+    """
+    kept: list[tuple[SearchHit, int, int]] = []  # result, first chunk index, last chunk index
+    for hit, index in ranked:
+        kept.append((hit, index, index))
+        i = len(kept) - 1
+        while (j := _neighbour(kept, i)) is not None:
+            (x, xlo, xhi), (y, ylo, yhi) = sorted((kept[i], kept[j]), key=lambda k: k[1])
+            best = kept[min(i, j)][0]
+            merged = best.model_copy(update={
+                "text": _join(x.text, y.text), "chunk_id": f"{best.doc_id}#{xlo}-{yhi}"})
+            kept[min(i, j)] = (merged, xlo, yhi)
+            del kept[max(i, j)]
+            i = min(i, j)
+    return [k[0] for k in kept]
+
+
+def _neighbour(kept: list[tuple[SearchHit, int, int]], i: int) -> int | None:
+    hit, lo, hi = kept[i]
+    for j, (other, olo, ohi) in enumerate(kept):
+        if j != i and other.doc_id == hit.doc_id and (olo == hi + 1 or ohi == lo - 1):
+            return j
+    return None
+
+
+def _join(first: str, second: str) -> str:
+    """``first`` then ``second``, writing the text they share (chunk overlap) once."""
+    probe = second[: min(40, len(second))]
+    at = first.rfind(probe)
+    while at >= 0:
+        if second.startswith(first[at:]):
+            return first[:at] + second
+        at = first.rfind(probe, 0, at)
+    return f"{first} {second}"
+
+
+def _rerank_status(core: KnowledgeCore, s: RetrievalSettings) -> str:
+    if not s.rerank:
         return "disabled"
-    if core.reranker is None:
-        if req.rerank:  # asked for explicitly: say the stage did not run
-            degraded.append("rerank")
-        return "not_configured"
-    return "applied"
+    return "applied" if core.reranker is not None else "not_configured"
 
 
 async def _leg_ranks(core: KnowledgeCore, plan: QueryPlan) -> dict[str, dict[str, int]]:
@@ -131,16 +222,18 @@ async def _leg_ranks(core: KnowledgeCore, plan: QueryPlan) -> dict[str, dict[str
     return ranks
 
 
-def _hit(
-    hit: Hit, i: int, ranks: dict[str, dict[str, int]], rerank: list[float] | None
-) -> SearchHit:
+def _hit(hit: Hit, i: int, ranks: dict[str, dict[str, int]], rerank: list[float] | None) -> SearchHit:
     p = hit.payload
     return SearchHit(
-        doc_id=p["doc_id"], chunk_id=p["chunk_id"], text=p.get("text", ""),
-        title=p.get("title"), metadata=p.get("metadata") or {},
+        doc_id=p["doc_id"],
+        chunk_id=p["chunk_id"],
+        text=p.get("text", ""),
+        title=p.get("title"),
+        metadata=p.get("metadata") or {},
         score=rerank[i] if rerank is not None else hit.score,
         scores=StageScores(
-            fused=hit.score, rerank=rerank[i] if rerank is not None else None,
+            fused=hit.score,
+            rerank=rerank[i] if rerank is not None else None,
             **ranks.get(hit.id, {}),
         ),
     )

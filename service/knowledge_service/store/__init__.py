@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..config import Settings
 from .base import ChunkPoint, Hit, QueryPlan, Store
+from .meta import ClientMetaStore, EdgeMetaStore, MetaStore
 
 
 def open_store(settings: Settings, *, dim: int, model: str) -> Store:
@@ -17,4 +18,15 @@ def open_store(settings: Settings, *, dim: int, model: str) -> Store:
     return EdgeStore(settings, dim=dim, model=model)
 
 
-__all__ = ["ChunkPoint", "Hit", "QueryPlan", "Store", "open_store"]
+def open_meta_store(settings: Settings, store: Store) -> MetaStore:
+    """The meta collection (profiles, namespace settings) in the same store as the documents."""
+    name = f"{settings.qdrant_collection_prefix}_meta"
+    if settings.qdrant_url:
+        from .remote import RemoteStore
+
+        assert isinstance(store, RemoteStore)
+        return ClientMetaStore(store.client, name)
+    return EdgeMetaStore(settings.edge_path / name)
+
+
+__all__ = ["ChunkPoint", "Hit", "MetaStore", "QueryPlan", "Store", "open_meta_store", "open_store"]

@@ -105,7 +105,7 @@ class Fusion(_message.Message):
     def __init__(self, method: _Optional[_Union[FusionMethod, str]] = ..., k: _Optional[int] = ..., weights: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("namespace", "query", "top_k", "filter", "mode", "fusion", "candidates", "rerank", "explain")
+    __slots__ = ("namespace", "query", "top_k", "filter", "mode", "fusion", "candidates", "rerank", "explain", "profile", "overrides")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +115,8 @@ class SearchRequest(_message.Message):
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     RERANK_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     query: str
     top_k: int
@@ -124,7 +126,9 @@ class SearchRequest(_message.Message):
     candidates: int
     rerank: bool
     explain: bool
-    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., candidates: _Optional[int] = ..., rerank: _Optional[bool] = ..., explain: _Optional[bool] = ...) -> None: ...
+    profile: str
+    overrides: _struct_pb2.Struct
+    def __init__(self, namespace: _Optional[str] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., candidates: _Optional[int] = ..., rerank: _Optional[bool] = ..., explain: _Optional[bool] = ..., profile: _Optional[str] = ..., overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class StageScores(_message.Message):
     __slots__ = ("dense_rank", "sparse_rank", "fused", "rerank")
@@ -157,7 +161,7 @@ class SearchHit(_message.Message):
     def __init__(self, doc_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., text: _Optional[str] = ..., score: _Optional[float] = ..., title: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., scores: _Optional[_Union[StageScores, _Mapping]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("results", "cache_hit", "degraded", "rerank", "index_version", "timings_ms")
+    __slots__ = ("results", "cache_hit", "degraded", "rerank", "index_version", "timings_ms", "profile", "profile_version")
     class TimingsMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -171,13 +175,17 @@ class SearchResponse(_message.Message):
     RERANK_FIELD_NUMBER: _ClassVar[int]
     INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_MS_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_VERSION_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[SearchHit]
     cache_hit: bool
     degraded: _containers.RepeatedScalarFieldContainer[str]
     rerank: RerankStatus
     index_version: int
     timings_ms: _containers.ScalarMap[str, float]
-    def __init__(self, results: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., degraded: _Optional[_Iterable[str]] = ..., rerank: _Optional[_Union[RerankStatus, str]] = ..., index_version: _Optional[int] = ..., timings_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    profile: str
+    profile_version: int
+    def __init__(self, results: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., degraded: _Optional[_Iterable[str]] = ..., rerank: _Optional[_Union[RerankStatus, str]] = ..., index_version: _Optional[int] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., profile: _Optional[str] = ..., profile_version: _Optional[int] = ...) -> None: ...
 
 class DeleteDocumentsRequest(_message.Message):
     __slots__ = ("namespace", "ids", "filter")
@@ -240,3 +248,113 @@ class CountDocumentsResponse(_message.Message):
     chunks: int
     index_version: int
     def __init__(self, documents: _Optional[int] = ..., chunks: _Optional[int] = ..., index_version: _Optional[int] = ...) -> None: ...
+
+class RetrievalSettings(_message.Message):
+    __slots__ = ("mode", "top_k", "candidates", "fusion", "rerank", "rerank_depth", "score_threshold", "stitch")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    RERANK_FIELD_NUMBER: _ClassVar[int]
+    RERANK_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    STITCH_FIELD_NUMBER: _ClassVar[int]
+    mode: SearchMode
+    top_k: int
+    candidates: int
+    fusion: Fusion
+    rerank: bool
+    rerank_depth: int
+    score_threshold: float
+    stitch: bool
+    def __init__(self, mode: _Optional[_Union[SearchMode, str]] = ..., top_k: _Optional[int] = ..., candidates: _Optional[int] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., rerank: _Optional[bool] = ..., rerank_depth: _Optional[int] = ..., score_threshold: _Optional[float] = ..., stitch: _Optional[bool] = ...) -> None: ...
+
+class Profile(_message.Message):
+    __slots__ = ("name", "version", "settings", "created_at", "note")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    settings: RetrievalSettings
+    created_at: float
+    note: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., settings: _Optional[_Union[RetrievalSettings, _Mapping]] = ..., created_at: _Optional[float] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ListProfilesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListProfilesResponse(_message.Message):
+    __slots__ = ("profiles",)
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    profiles: _containers.RepeatedCompositeFieldContainer[Profile]
+    def __init__(self, profiles: _Optional[_Iterable[_Union[Profile, _Mapping]]] = ...) -> None: ...
+
+class GetProfileRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RequireEval(_message.Message):
+    __slots__ = ("dataset", "split", "namespace", "min_delta")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    MIN_DELTA_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    split: str
+    namespace: str
+    min_delta: float
+    def __init__(self, dataset: _Optional[str] = ..., split: _Optional[str] = ..., namespace: _Optional[str] = ..., min_delta: _Optional[float] = ...) -> None: ...
+
+class PutProfileRequest(_message.Message):
+    __slots__ = ("name", "settings", "expected_version", "require_eval", "note")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_EVAL_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    settings: RetrievalSettings
+    expected_version: int
+    require_eval: RequireEval
+    note: str
+    def __init__(self, name: _Optional[str] = ..., settings: _Optional[_Union[RetrievalSettings, _Mapping]] = ..., expected_version: _Optional[int] = ..., require_eval: _Optional[_Union[RequireEval, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ListProfileVersionsRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListProfileVersionsResponse(_message.Message):
+    __slots__ = ("versions",)
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[Profile]
+    def __init__(self, versions: _Optional[_Iterable[_Union[Profile, _Mapping]]] = ...) -> None: ...
+
+class RollbackProfileRequest(_message.Message):
+    __slots__ = ("name", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetNamespaceSettingsRequest(_message.Message):
+    __slots__ = ("namespace",)
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    def __init__(self, namespace: _Optional[str] = ...) -> None: ...
+
+class NamespaceSettings(_message.Message):
+    __slots__ = ("namespace", "default_profile")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    default_profile: str
+    def __init__(self, namespace: _Optional[str] = ..., default_profile: _Optional[str] = ...) -> None: ...

@@ -64,6 +64,41 @@ class KnowledgeServiceStub:
                 request_serializer=knowledge_dot_v1_dot_knowledge__pb2.CountDocumentsRequest.SerializeToString,
                 response_deserializer=knowledge_dot_v1_dot_knowledge__pb2.CountDocumentsResponse.FromString,
                 _registered_method=True)
+        self.ListProfiles = channel.unary_unary(
+                '/knowledge.v1.KnowledgeService/ListProfiles',
+                request_serializer=knowledge_dot_v1_dot_knowledge__pb2.ListProfilesRequest.SerializeToString,
+                response_deserializer=knowledge_dot_v1_dot_knowledge__pb2.ListProfilesResponse.FromString,
+                _registered_method=True)
+        self.GetProfile = channel.unary_unary(
+                '/knowledge.v1.KnowledgeService/GetProfile',
+                request_serializer=knowledge_dot_v1_dot_knowledge__pb2.GetProfileRequest.SerializeToString,
+                response_deserializer=knowledge_dot_v1_dot_knowledge__pb2.Profile.FromString,
+                _registered_method=True)
+        self.PutProfile = channel.unary_unary(
+                '/knowledge.v1.KnowledgeService/PutProfile',
+                request_serializer=knowledge_dot_v1_dot_knowledge__pb2.PutProfileRequest.SerializeToString,
+                response_deserializer=knowledge_dot_v1_dot_knowledge__pb2.Profile.FromString,
+                _registered_method=True)
+        self.ListProfileVersions = channel.unary_unary(
+                '/knowledge.v1.KnowledgeService/ListProfileVersions',
+                request_serializer=knowledge_dot_v1_dot_knowledge__pb2.ListProfileVersionsRequest.SerializeToString,
+                response_deserializer=knowledge_dot_v1_dot_knowledge__pb2.ListProfileVersionsResponse.FromString,
+                _registered_method=True)
+        self.RollbackProfile = channel.unary_unary(
+                '/knowledge.v1.KnowledgeService/RollbackProfile',
+                request_serializer=knowledge_dot_v1_dot_knowledge__pb2.RollbackProfileRequest.SerializeToString,
+                response_deserializer=knowledge_dot_v1_dot_knowledge__pb2.Profile.FromString,
+                _registered_method=True)
+        self.GetNamespaceSettings = channel.unary_unary(
+                '/knowledge.v1.KnowledgeService/GetNamespaceSettings',
+                request_serializer=knowledge_dot_v1_dot_knowledge__pb2.GetNamespaceSettingsRequest.SerializeToString,
+                response_deserializer=knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.FromString,
+                _registered_method=True)
+        self.SetNamespaceSettings = channel.unary_unary(
+                '/knowledge.v1.KnowledgeService/SetNamespaceSettings',
+                request_serializer=knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.SerializeToString,
+                response_deserializer=knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.FromString,
+                _registered_method=True)
 
 
 class KnowledgeServiceServicer:
@@ -109,6 +144,52 @@ class KnowledgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListProfiles(self, request, context):
+        """Profiles: named, versioned retrieval settings, changed at runtime.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProfile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutProfile(self, request, context):
+        """Creates version n+1 and makes it active (ABORTED when expected_version is stale,
+        FAILED_PRECONDITION when require_eval's gate fails).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProfileVersions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackProfile(self, request, context):
+        """Makes an earlier version's settings active again, as a new version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNamespaceSettings(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetNamespaceSettings(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KnowledgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +222,41 @@ def add_KnowledgeServiceServicer_to_server(servicer, server):
                     servicer.CountDocuments,
                     request_deserializer=knowledge_dot_v1_dot_knowledge__pb2.CountDocumentsRequest.FromString,
                     response_serializer=knowledge_dot_v1_dot_knowledge__pb2.CountDocumentsResponse.SerializeToString,
+            ),
+            'ListProfiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProfiles,
+                    request_deserializer=knowledge_dot_v1_dot_knowledge__pb2.ListProfilesRequest.FromString,
+                    response_serializer=knowledge_dot_v1_dot_knowledge__pb2.ListProfilesResponse.SerializeToString,
+            ),
+            'GetProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProfile,
+                    request_deserializer=knowledge_dot_v1_dot_knowledge__pb2.GetProfileRequest.FromString,
+                    response_serializer=knowledge_dot_v1_dot_knowledge__pb2.Profile.SerializeToString,
+            ),
+            'PutProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutProfile,
+                    request_deserializer=knowledge_dot_v1_dot_knowledge__pb2.PutProfileRequest.FromString,
+                    response_serializer=knowledge_dot_v1_dot_knowledge__pb2.Profile.SerializeToString,
+            ),
+            'ListProfileVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProfileVersions,
+                    request_deserializer=knowledge_dot_v1_dot_knowledge__pb2.ListProfileVersionsRequest.FromString,
+                    response_serializer=knowledge_dot_v1_dot_knowledge__pb2.ListProfileVersionsResponse.SerializeToString,
+            ),
+            'RollbackProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackProfile,
+                    request_deserializer=knowledge_dot_v1_dot_knowledge__pb2.RollbackProfileRequest.FromString,
+                    response_serializer=knowledge_dot_v1_dot_knowledge__pb2.Profile.SerializeToString,
+            ),
+            'GetNamespaceSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNamespaceSettings,
+                    request_deserializer=knowledge_dot_v1_dot_knowledge__pb2.GetNamespaceSettingsRequest.FromString,
+                    response_serializer=knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.SerializeToString,
+            ),
+            'SetNamespaceSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetNamespaceSettings,
+                    request_deserializer=knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.FromString,
+                    response_serializer=knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,6 +421,195 @@ class KnowledgeService:
             '/knowledge.v1.KnowledgeService/CountDocuments',
             knowledge_dot_v1_dot_knowledge__pb2.CountDocumentsRequest.SerializeToString,
             knowledge_dot_v1_dot_knowledge__pb2.CountDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProfiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/knowledge.v1.KnowledgeService/ListProfiles',
+            knowledge_dot_v1_dot_knowledge__pb2.ListProfilesRequest.SerializeToString,
+            knowledge_dot_v1_dot_knowledge__pb2.ListProfilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/knowledge.v1.KnowledgeService/GetProfile',
+            knowledge_dot_v1_dot_knowledge__pb2.GetProfileRequest.SerializeToString,
+            knowledge_dot_v1_dot_knowledge__pb2.Profile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/knowledge.v1.KnowledgeService/PutProfile',
+            knowledge_dot_v1_dot_knowledge__pb2.PutProfileRequest.SerializeToString,
+            knowledge_dot_v1_dot_knowledge__pb2.Profile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProfileVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/knowledge.v1.KnowledgeService/ListProfileVersions',
+            knowledge_dot_v1_dot_knowledge__pb2.ListProfileVersionsRequest.SerializeToString,
+            knowledge_dot_v1_dot_knowledge__pb2.ListProfileVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/knowledge.v1.KnowledgeService/RollbackProfile',
+            knowledge_dot_v1_dot_knowledge__pb2.RollbackProfileRequest.SerializeToString,
+            knowledge_dot_v1_dot_knowledge__pb2.Profile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNamespaceSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/knowledge.v1.KnowledgeService/GetNamespaceSettings',
+            knowledge_dot_v1_dot_knowledge__pb2.GetNamespaceSettingsRequest.SerializeToString,
+            knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetNamespaceSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/knowledge.v1.KnowledgeService/SetNamespaceSettings',
+            knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.SerializeToString,
+            knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.FromString,
             options,
             channel_credentials,
             insecure,

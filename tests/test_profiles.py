@@ -1,0 +1,198 @@
+"""Profiles: versioned settings, persistence, replicas that follow changes, and search under them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from knowledge_service.config import Settings
+from knowledge_service.core import KnowledgeCore
+from knowledge_service.encoders import DenseEncoder
+from knowledge_service.errors import Conflict, InvalidArgument, NotFound
+from knowledge_service.models import IngestRequest, PutProfileRequest, SearchRequest
+
+DOCS = [
+    {"id": f"d{i}", "text": f"Document {i} explains topic {i % 4} of hybrid retrieval."} for i in range(12)
+]
+
+
+async def put(core: KnowledgeCore, name: str, **kw):
+    return await core.put_profile(PutProfileRequest(name=name, **kw))
+
+
+async def test_versions_conflicts_and_rollback(core: KnowledgeCore) -> None:
+    default = core.profiles.get("default")
+    assert (default.version, default.settings.top_k) == (1, 10)
+    v1 = await put(core, "tuned", settings={"top_k": 3, "fusion": {"method": "dbsf"}})
+    assert (v1.version, v1.settings.top_k, v1.settings.fusion.method) == (1, 3, "dbsf")
+    v2 = await put(core, "tuned", settings={"top_k": 5}, expected_version=1, note="wider")
+    assert (v2.version, v2.settings.top_k, v2.settings.fusion.method) == (2, 5, "rrf")
+    with pytest.raises(Conflict, match="version 2, not 1"):
+        await put(core, "tuned", settings={"top_k": 7}, expected_version=1)
+    with pytest.raises(InvalidArgument, match="top_k"):
+        await put(core, "tuned", settings={"top_k": 1000})
+    with pytest.raises(InvalidArgument, match="candidates"):
+        await put(core, "tuned", settings={"top_k": 50, "candidates": 20})
+    back = await core.profiles.rollback("tuned", 1)
+    assert (back.version, back.settings.top_k, back.note) == (3, 3, "rollback to version 1")
+    assert [p.version for p in await core.profiles.versions("tuned")] == [1, 2, 3]
+    with pytest.raises(NotFound):
+        await core.profiles.rollback("tuned", 9)
+    with pytest.raises(NotFound, match="nope"):
+        core.profiles.get("nope")
+
+
+async def test_profiles_survive_restart(settings: Settings, dense_encoder: DenseEncoder) -> None:
+    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    await put(core, "kept", settings={"mode": "sparse"})
+    await core.profiles.set_namespace_default("kb", "kept")
+    await core.close()
+    again = await KnowledgeCore.open(settings, dense=dense_encoder)
+    try:
+        assert again.profiles.get("kept").settings.mode == "sparse"
+        assert again.profiles.namespace_default("kb") == "kept"
+        assert again.profiles.get("default").version == 1  # not re-created
+    finally:
+        await again.close()
+
+
+@pytest.mark.parametrize("via", ["polling", "redis"])
+async def test_a_replica_sharing_the_store_sees_a_change_within_two_seconds(
+    via: str, settings: Settings, dense_encoder: DenseEncoder, redis_url: str
+) -> None:
+    if via == "redis":  # polling slower than the bound: only the published change can make it
+        settings = settings.model_copy(update={"redis_url": redis_url, "profile_poll_s": 30.0})
+    a = await KnowledgeCore.open(settings, dense=dense_encoder)
+    b = await KnowledgeCore.open(settings, dense=dense_encoder, stores=(a.store, a.meta))
+    try:
+        await asyncio.sleep(0.3)  # let b's subscription start
+        name = f"shared-{via}"
+        changed = await put(a, name, settings={"top_k": 4})
+        started = time.monotonic()
+        while b.profiles.find(name) is None or b.profiles.get(name).version != changed.version:
+            assert time.monotonic() - started < 2.0, f"replica did not see {name} v{changed.version}"
+            await asyncio.sleep(0.05)
+        assert b.profiles.get(name).settings.top_k == 4
+    finally:
+        await b.close()
+        await a.close()
+
+
+async def test_search_uses_profile_overrides_and_namespace_default(core: KnowledgeCore) -> None:
+    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+    r = await core.search(SearchRequest(namespace="kb", query="topic 2"))
+    assert (r.profile, r.profile_version, len(r.results)) == ("default", 1, 10)
+    await put(core, "narrow", settings={"top_k": 3, "mode": "sparse"})
+    r = await core.search(SearchRequest(namespace="kb", query="topic 2", profile="narrow", explain=True))
+    assert (r.profile, r.profile_version, len(r.results)) == ("narrow", 1, 3)
+    assert all(h.scores.dense_rank is None and h.scores.sparse_rank for h in r.results)
+    r = await core.search(
+        SearchRequest(namespace="kb", query="topic 2", profile="narrow", overrides={"top_k": 2})
+    )
+    assert len(r.results) == 2
+    r = await core.search(SearchRequest(namespace="kb", query="topic 2", profile="narrow", top_k=4))
+    assert len(r.results) == 4  # shorthand fields are overrides too
+    with pytest.raises(InvalidArgument, match="top_k"):
+        await core.search(SearchRequest(namespace="kb", query="q", overrides={"top_k": 500}))
+    with pytest.raises(ValidationError, match="unknown fields"):
+        SearchRequest(namespace="kb", query="q", overrides={"temperature": 1})
+    with pytest.raises(NotFound, match="missing"):
+        await core.search(SearchRequest(namespace="kb", query="q", profile="missing"))
+
+    await core.profiles.set_namespace_default("kb", "narrow")
+    r = await core.search(SearchRequest(namespace="kb", query="topic 2"))
+    assert (r.profile, len(r.results)) == ("narrow", 3)
+    other = await core.search(SearchRequest(namespace="other", query="topic 2"))
+    assert other.profile == "default"
+
+
+async def test_a_profile_change_never_serves_results_cached_under_the_old_one(core: KnowledgeCore) -> None:
+    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+    await put(core, "p", settings={"top_k": 5})
+    first = await core.search(SearchRequest(namespace="kb", query="topic 1", profile="p"))
+    again = await core.search(SearchRequest(namespace="kb", query="topic 1", profile="p"))
+    assert (first.cache_hit, again.cache_hit) == (False, True)
+    await put(core, "p", settings={"top_k": 5})  # same settings, new version
+    after = await core.search(SearchRequest(namespace="kb", query="topic 1", profile="p"))
+    assert (after.cache_hit, after.profile_version) == (False, 2)
+
+
+async def test_threshold_and_stitching(core: KnowledgeCore) -> None:
+    sentences = " ".join(f"Step {i}: rotate the signing key number {i} and record it." for i in range(80))
+    resp = await core.ingest(IngestRequest(namespace="kb", documents=[{"id": "keys", "text": sentences}]))
+    n = resp.results[0].chunks
+    assert n >= 3
+    plain = await core.search(
+        SearchRequest(namespace="kb", query="rotate the signing key", top_k=n, candidates=n, rerank=False)
+    )
+    stitched = await core.search(
+        SearchRequest(
+            namespace="kb",
+            query="rotate the signing key",
+            overrides={"top_k": n, "candidates": n, "stitch": True},
+        )
+    )
+    assert len(plain.results) == n and len(stitched.results) == 1
+    whole = stitched.results[0]
+    assert whole.chunk_id == f"keys#0-{n - 1}"
+    assert whole.text.count("Step 40:") == 1  # the chunk overlap is written once
+    assert all(f"Step {i}:" in whole.text for i in range(80))
+
+    cut = sorted(h.score for h in plain.results)[n // 2]
+    above = await core.search(
+        SearchRequest(
+            namespace="kb",
+            query="rotate the signing key",
+            overrides={"top_k": n, "candidates": n, "score_threshold": cut},
+        )
+    )
+    assert 0 < len(above.results) < n and all(h.score >= cut for h in above.results)
+
+
+async def test_evaluation_compares_profiles_and_gates_changes(core: KnowledgeCore, tmp_path: Path) -> None:
+    from knowledge_service.errors import PreconditionFailed
+    from knowledge_service.evaluations import EvaluationRequest
+    from knowledge_service.models import RequireEval
+
+    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+    queries = {f"q{i}": f"topic {i} of hybrid retrieval" for i in range(4)}
+    qrels = {f"q{i}": {f"d{j}": 1 for j in range(12) if j % 4 == i} for i in range(4)}
+    cmp = await core.evaluate(
+        EvaluationRequest(
+            namespace="kb",
+            queries=queries,
+            qrels=qrels,
+            profiles=[{"name": "default"}, {"settings": {"score_threshold": 1e9}}],
+        )
+    )
+    a, b = cmp.profiles
+    assert a.metrics["ndcg@10"] > 0.3 and b.metrics["ndcg@10"] == 0
+    assert cmp.delta["ndcg@10"] == pytest.approx(-a.metrics["ndcg@10"])
+    assert cmp.losses == 4 and cmp.wins == 0 and a.latency["p50_ms"] > 0
+
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_text(
+        "".join(f'{{"_id": "{d["id"]}", "text": "{d["text"]}"}}\n' for d in DOCS)
+    )
+    (beir / "queries.jsonl").write_text(
+        "".join(f'{{"_id": "{q}", "text": "{t}"}}\n' for q, t in queries.items())
+    )
+    (beir / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, rel in qrels.items() for d in rel)
+    )
+    gate = RequireEval(dataset=str(beir), namespace="kb", min_delta=0.01)
+    with pytest.raises(PreconditionFailed, match="loses more than min_delta"):
+        await put(core, "default", settings={"score_threshold": 1e9}, require_eval=gate)
+    assert core.profiles.get("default").version == 1  # not activated
+    ok = await put(
+        core,
+        "default",
+        settings={"fusion": {"method": "dbsf"}},
+        require_eval=gate.model_copy(update={"min_delta": 1.0}),
+    )
+    assert ok.version == 2
