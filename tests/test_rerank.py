@@ -52,7 +52,10 @@ async def test_configured_reranker_reorders_candidates(
                                     "latency"])])
         expected = sorted(range(6), key=lambda i: -direct[i])[:3]
         assert [h.doc_id for h in resp.results] == [f"d{i}" for i in expected]
+        assert [h.scores.rerank_rank for h in resp.results] == [1, 2, 3]
         for hit in resp.results:
+            s = hit.scores
+            assert 1 <= s.fused_rank <= 6 and s.dense_score is not None and s.sparse_rank is not None
             assert hit.score == pytest.approx(hit.scores.rerank)
             assert hit.scores.rerank == pytest.approx(float(direct[int(hit.doc_id[1:])]), abs=1e-5)
             assert hit.scores.fused is not None and hit.scores.dense_rank is not None

@@ -197,9 +197,15 @@ class SearchRequest(_Strict):
 
 
 class StageScores(BaseModel):
+    """Rank (1-based) and score at each stage; the leg fields are filled with ``explain``."""
+
     dense_rank: int | None = None
+    dense_score: float | None = None
     sparse_rank: int | None = None
+    sparse_score: float | None = None
+    fused_rank: int | None = None
     fused: float | None = None
+    rerank_rank: int | None = None
     rerank: float | None = None
 
 

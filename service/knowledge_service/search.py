@@ -153,6 +153,8 @@ async def _search_uncached(
     results = [_hit(h, i, ranks, rerank_scores) for i, h in enumerate(hits)]
     if rerank_scores is not None:
         results.sort(key=lambda r: r.score, reverse=True)
+        for rank, r in enumerate(results, start=1):
+            r.scores.rerank_rank = rank
     if s.score_threshold is not None:
         results = [r for r in results if r.score >= s.score_threshold]
     if s.stitch:
@@ -211,18 +213,18 @@ def _rerank_status(core: KnowledgeCore, s: RetrievalSettings) -> str:
     return "applied" if core.reranker is not None else "not_configured"
 
 
-async def _leg_ranks(core: KnowledgeCore, plan: QueryPlan) -> dict[str, dict[str, int]]:
-    """Each chunk's 1-based rank in the dense and in the sparse leg (for explain)."""
+async def _leg_ranks(core: KnowledgeCore, plan: QueryPlan) -> dict[str, dict[str, float]]:
+    """Each chunk's 1-based rank and score in the dense and in the sparse leg (for explain)."""
     legs = ("dense", "sparse") if plan.mode == "hybrid" else (plan.mode,)
-    ranks: dict[str, dict[str, int]] = {}
+    ranks: dict[str, dict[str, float]] = {}
     for leg in legs:
         leg_plan = QueryPlan(**{**plan.__dict__, "mode": leg, "limit": plan.candidates})
         for i, hit in enumerate(await core.run_store(core.store.query, leg_plan), start=1):
-            ranks.setdefault(hit.id, {})[f"{leg}_rank"] = i
+            ranks.setdefault(hit.id, {}).update({f"{leg}_rank": i, f"{leg}_score": hit.score})
     return ranks
 
 
-def _hit(hit: Hit, i: int, ranks: dict[str, dict[str, int]], rerank: list[float] | None) -> SearchHit:
+def _hit(hit: Hit, i: int, ranks: dict[str, dict[str, float]], rerank: list[float] | None) -> SearchHit:
     p = hit.payload
     return SearchHit(
         doc_id=p["doc_id"],
@@ -233,6 +235,7 @@ def _hit(hit: Hit, i: int, ranks: dict[str, dict[str, int]], rerank: list[float]
         score=rerank[i] if rerank is not None else hit.score,
         scores=StageScores(
             fused=hit.score,
+            fused_rank=i + 1,
             rerank=rerank[i] if rerank is not None else None,
             **ranks.get(hit.id, {}),
         ),

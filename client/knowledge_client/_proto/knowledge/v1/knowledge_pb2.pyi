@@ -131,16 +131,24 @@ class SearchRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., candidates: _Optional[int] = ..., rerank: _Optional[bool] = ..., explain: _Optional[bool] = ..., profile: _Optional[str] = ..., overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class StageScores(_message.Message):
-    __slots__ = ("dense_rank", "sparse_rank", "fused", "rerank")
+    __slots__ = ("dense_rank", "sparse_rank", "fused", "rerank", "dense_score", "sparse_score", "fused_rank", "rerank_rank")
     DENSE_RANK_FIELD_NUMBER: _ClassVar[int]
     SPARSE_RANK_FIELD_NUMBER: _ClassVar[int]
     FUSED_FIELD_NUMBER: _ClassVar[int]
     RERANK_FIELD_NUMBER: _ClassVar[int]
+    DENSE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SPARSE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    FUSED_RANK_FIELD_NUMBER: _ClassVar[int]
+    RERANK_RANK_FIELD_NUMBER: _ClassVar[int]
     dense_rank: int
     sparse_rank: int
     fused: float
     rerank: float
-    def __init__(self, dense_rank: _Optional[int] = ..., sparse_rank: _Optional[int] = ..., fused: _Optional[float] = ..., rerank: _Optional[float] = ...) -> None: ...
+    dense_score: float
+    sparse_score: float
+    fused_rank: int
+    rerank_rank: int
+    def __init__(self, dense_rank: _Optional[int] = ..., sparse_rank: _Optional[int] = ..., fused: _Optional[float] = ..., rerank: _Optional[float] = ..., dense_score: _Optional[float] = ..., sparse_score: _Optional[float] = ..., fused_rank: _Optional[int] = ..., rerank_rank: _Optional[int] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("doc_id", "chunk_id", "text", "score", "title", "metadata", "scores")
