@@ -70,6 +70,18 @@ def test_eval_on_a_beir_folder_reuses_its_namespace(tmp_path: Path, env: dict[st
     again = runner.invoke(app, args[:-2], env=env)
     assert _json_lines(again.output)[0]["ingest"] == {"unchanged": 4}
 
+    report = tmp_path / "report.html"
+    compared = runner.invoke(app, ["eval", "--dataset", str(beir), "--profile", "default",
+                                   "--settings", '{"mode": "dense", "top_k": 5}', "--report", str(report)],
+                             env=env)
+    assert compared.exit_code == 0, compared.output
+    base, cand = _json_lines(compared.output)
+    assert (base["profile"], base["version"], cand["profile"], cand["vs"]) == ("default", 1, "settings1", "default")
+    assert set(cand["delta"]) == set(cand["p_value"]) == {"ndcg@10", "recall@100", "mrr@10"}
+    assert cand["wins"] + cand["losses"] + cand["ties"] == 2
+    page = report.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page and "settings1" in page
+
     bench = runner.invoke(app, ["bench", "--dataset", str(beir), "--split", "test", "--queries", "10"],
                           env=env)
     assert bench.exit_code == 0, bench.output

@@ -153,21 +153,48 @@ def evaluate(
     dataset: Annotated[Path, typer.Option(exists=True, file_okay=False, help="BEIR-layout folder.")],
     split: Annotated[str, typer.Option(help="qrels split, e.g. test or train")] = "test",
     mode: Annotated[list[str] | None, typer.Option(help="hybrid, dense, sparse; repeatable")] = None,
-    fusion: Annotated[str, typer.Option(help="rrf or dbsf")] = "rrf",
+    fusion: Annotated[str, typer.Option(help="rrf or dbsf (with --mode)")] = "rrf",
     rrf_k: Annotated[int, typer.Option("--rrf-k")] = 60,
+    profile: Annotated[list[str] | None, typer.Option(help="A saved profile to evaluate; repeatable")] = None,
+    settings: Annotated[
+        list[str] | None, typer.Option("--settings", help="Inline profile settings as JSON; repeatable")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report comparing the profiles")] = None,
     depth: Annotated[int, typer.Option(help="chunks retrieved per query")] = 200,
 ) -> None:
-    """Ingest a BEIR collection into its own namespace (once) and print one JSON line per mode."""
-    from .eval_runner import run_eval
-    from .evaluation import load_beir
+    """Ingest a BEIR collection into its own namespace (once) and print one JSON line per run.
 
-    settings = Settings()
+    With --mode: one line per retrieval mode. With --profile/--settings: one line per profile, each
+    after the first compared with it (delta, paired permutation p-value, wins/losses).
+    """
+    from .eval_runner import run_eval, run_profile_eval
+    from .evaluation import load_beir
+    from .evaluations import ProfileSpec
+
+    config = Settings()
     try:
         data = load_beir(dataset, split)
-        for line in asyncio.run(run_eval(settings, data, mode or ["hybrid"], fusion, rrf_k, depth)):
+        if profile or settings:
+            specs = [ProfileSpec(name=n) for n in profile or []]
+            specs += [ProfileSpec(settings=_json_arg(raw, "--settings"), label=f"settings{i + 1}")
+                      for i, raw in enumerate(settings or [])]
+            lines = asyncio.run(run_profile_eval(config, data, specs, depth, report))
+        else:
+            lines = asyncio.run(run_eval(config, data, mode or ["hybrid"], fusion, rrf_k, depth))
+        for line in lines:
             typer.echo(json.dumps(line))
     except KnowledgeError as exc:
         raise _fail(exc) from None
+
+
+def _json_arg(raw: str, option: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _fail(ValueError(f"{option}: not valid JSON ({exc.msg})")) from None
+    if not isinstance(value, dict):
+        raise _fail(ValueError(f"{option}: must be a JSON object"))
+    return value
 
 
 @app.command()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from .comparison import compare
 from .config import Settings
 from .core import KnowledgeCore
 from .evaluation import BeirDataset, collapse_to_documents, evaluate
+from .evaluations import ProfileSpec, profile_run, resolve_spec
 from .models import Fusion, IngestRequest, RetrievalSettings, SearchRequest, normalise_query
+from .report import render_html, write_report
 from .search import search_with
 
 INGEST_BATCH = 64
@@ -29,8 +34,10 @@ async def ensure_ingested(core: KnowledgeCore, data: BeirDataset, namespace: str
     items = list(data.corpus.items())
     with tqdm(total=len(items), unit="doc", desc=f"ingest {data.name}", leave=False) as bar:
         for start in range(0, len(items), INGEST_BATCH):
-            docs = [{"id": doc_id, "title": title or None, "text": text or title or doc_id}
-                    for doc_id, (title, text) in items[start: start + INGEST_BATCH]]
+            docs = [
+                {"id": doc_id, "title": title or None, "text": text or title or doc_id}
+                for doc_id, (title, text) in items[start : start + INGEST_BATCH]
+            ]
             resp = await core.ingest(IngestRequest(namespace=namespace, documents=docs))
             for r in resp.results:
                 counts[r.status] = counts.get(r.status, 0) + 1
@@ -38,9 +45,17 @@ async def ensure_ingested(core: KnowledgeCore, data: BeirDataset, namespace: str
     return counts
 
 
-async def run_queries(core: KnowledgeCore, data: BeirDataset, namespace: str, *, mode: str,
-                      fusion: str, rrf_k: int, depth: int, **extra: Any
-                      ) -> tuple[dict[str, dict[str, float]], list[float]]:
+async def run_queries(
+    core: KnowledgeCore,
+    data: BeirDataset,
+    namespace: str,
+    *,
+    mode: str,
+    fusion: str,
+    rrf_k: int,
+    depth: int,
+    **extra: Any,
+) -> tuple[dict[str, dict[str, float]], list[float]]:
     """One search per judged query; returns the document run and per-query latencies (ms)."""
     run: dict[str, dict[str, float]] = {}
     latencies: list[float] = []
@@ -48,8 +63,15 @@ async def run_queries(core: KnowledgeCore, data: BeirDataset, namespace: str, *,
     def settings(depth: int) -> RetrievalSettings:
         # Built without the public top_k cap: evaluation needs more than MAX_TOP_K chunks.
         return RetrievalSettings.model_construct(
-            **{**RetrievalSettings().model_dump(), "mode": mode, "top_k": depth, "candidates": depth,
-               "fusion": Fusion(method=fusion, k=rrf_k, weights=extra.get("weights"))})
+            **{
+                **RetrievalSettings().model_dump(),
+                "mode": mode,
+                "top_k": depth,
+                "candidates": depth,
+                "fusion": Fusion(method=fusion, k=rrf_k, weights=extra.get("weights")),
+            }
+        )
+
     for qid, text in tqdm(data.queries.items(), unit="q", desc=f"{mode}", leave=False):
         req = SearchRequest(namespace=namespace, query=normalise_query(text))
         started = time.perf_counter()
@@ -59,8 +81,9 @@ async def run_queries(core: KnowledgeCore, data: BeirDataset, namespace: str, *,
     return run, latencies
 
 
-async def run_eval(settings: Settings, data: BeirDataset, modes: list[str], fusion: str,
-                   rrf_k: int, depth: int) -> list[dict[str, Any]]:
+async def run_eval(
+    settings: Settings, data: BeirDataset, modes: list[str], fusion: str, rrf_k: int, depth: int
+) -> list[dict[str, Any]]:
     # Every query is new to the cache, and caching would hide the latency being measured.
     core = await KnowledgeCore.open(settings.model_copy(update={"cache_max_entries": 0}))
     try:
@@ -68,19 +91,72 @@ async def run_eval(settings: Settings, data: BeirDataset, modes: list[str], fusi
         ingested = await ensure_ingested(core, data, namespace)
         lines = []
         for mode in modes:
-            run, lat = await run_queries(core, data, namespace, mode=mode, fusion=fusion,
-                                         rrf_k=rrf_k, depth=depth)
+            run, lat = await run_queries(
+                core, data, namespace, mode=mode, fusion=fusion, rrf_k=rrf_k, depth=depth
+            )
             metrics = evaluate(run, data.qrels)
-            lines.append({
-                "dataset": data.name, "mode": mode,
-                **({"fusion": fusion, "rrf_k": rrf_k} if mode == "hybrid" else {}),
-                "ndcg@10": round(metrics["ndcg@10"], 4),
-                "recall@100": round(metrics["recall@100"], 4),
-                "mrr@10": round(metrics["mrr@10"], 4),
-                "queries": int(metrics["queries"]),
-                "latency_ms_p50": round(statistics.median(lat), 2),
-                "ingest": ingested,
-            })
+            lines.append(
+                {
+                    "dataset": data.name,
+                    "mode": mode,
+                    **({"fusion": fusion, "rrf_k": rrf_k} if mode == "hybrid" else {}),
+                    "ndcg@10": round(metrics["ndcg@10"], 4),
+                    "recall@100": round(metrics["recall@100"], 4),
+                    "mrr@10": round(metrics["mrr@10"], 4),
+                    "queries": int(metrics["queries"]),
+                    "latency_ms_p50": round(statistics.median(lat), 2),
+                    "ingest": ingested,
+                }
+            )
+        return lines
+    finally:
+        await core.close()
+
+
+async def run_profile_eval(
+    settings: Settings, data: BeirDataset, specs: list[ProfileSpec], depth: int, report: Path | None
+) -> list[dict[str, Any]]:
+    """Evaluate profiles (by name or inline settings); each after the first is compared with it."""
+    core = await KnowledgeCore.open(settings.model_copy(update={"cache_max_entries": 0}))
+    try:
+        namespace = eval_namespace(data)
+        await ensure_ingested(core, data, namespace)
+        runs = []
+        for spec in specs:
+            name, version, effective = resolve_spec(core, spec, namespace)
+            runs.append(await profile_run(core, namespace, data.queries, name, version, effective, depth))
+        lines: list[dict[str, Any]] = []
+        for i, run in enumerate(runs):
+            pair = [runs[0], run] if i else [run]
+            cmp = await asyncio.to_thread(compare, data.qrels, pair)
+            result = cmp.profiles[-1]
+            line: dict[str, Any] = {
+                "dataset": data.name,
+                "profile": result.name,
+                "version": result.version,
+                **{k: round(v, 4) for k, v in result.metrics.items()},
+                "queries": result.queries,
+                **{k: round(v, 2) for k, v in result.latency.items() if v is not None},
+            }
+            if i:
+                line.update(
+                    {
+                        "vs": runs[0].name,
+                        "delta": {k: round(v, 4) for k, v in cmp.delta.items()},
+                        "p_value": {k: round(v, 4) for k, v in cmp.p_value.items()},
+                        "wins": cmp.wins,
+                        "losses": cmp.losses,
+                        "ties": cmp.ties,
+                    }
+                )
+            lines.append(line)
+            if report is not None and i == len(runs) - 1:
+                html = render_html(
+                    cmp,
+                    title=f"{data.name}: " + " vs ".join(p.name for p in cmp.profiles),
+                    dataset=f"{data.name} ({len(data.queries)} judged queries)",
+                )
+                write_report(report, html)
         return lines
     finally:
         await core.close()

@@ -35,6 +35,7 @@ class ProfileSpec(_Strict):
     name: ProfileName | None = None
     settings: dict[str, Any] | None = None
     overrides: dict[str, Any] | None = None
+    label: str | None = Field(None, max_length=100, description="Name shown for inline settings.")
 
     @model_validator(mode="after")
     def _one_source(self) -> ProfileSpec:
@@ -71,7 +72,7 @@ def _query_set(req: EvaluationRequest) -> tuple[dict[str, str], dict[str, dict[s
     return {q: req.queries[q] for q in qrels}, qrels  # type: ignore[index]
 
 
-def _settings(
+def resolve_spec(
     core: KnowledgeCore, spec: ProfileSpec, namespace: str
 ) -> tuple[str, int | None, RetrievalSettings]:
     try:
@@ -79,7 +80,8 @@ def _settings(
             profile = core.profiles.resolve(namespace, spec.name)
             name, version, base = profile.name, profile.version, profile.settings
         else:
-            name, version, base = "candidate", None, RetrievalSettings.model_validate(spec.settings)
+            name, version = spec.label or "candidate", None
+            base = RetrievalSettings.model_validate(spec.settings)
         return name, version, base.merged(spec.overrides or {})
     except ValidationError as exc:
         raise from_validation_error(exc) from None
@@ -121,7 +123,7 @@ async def evaluate(core: KnowledgeCore, req: EvaluationRequest) -> Comparison:
     queries, qrels = _query_set(req)
     runs = []
     for spec in req.profiles:
-        name, version, settings = _settings(core, spec, req.namespace)
+        name, version, settings = resolve_spec(core, spec, req.namespace)
         runs.append(await profile_run(core, req.namespace, queries, name, version, settings, req.depth))
     return await asyncio.to_thread(compare, qrels, runs)  # permutation tests: seconds of CPU
 
