@@ -15,12 +15,15 @@ from knowledge_service.cli import app
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     # Nothing listens on this port, so the CLI opens the store itself.
-    return {"KNOWLEDGE_DATA_DIR": str(tmp_path / "data"), "KNOWLEDGE_HTTP_PORT": str(free_port()),
-            "HF_HUB_OFFLINE": "1"}
+    return {
+        "KNOWLEDGE_DATA_DIR": str(tmp_path / "data"),
+        "KNOWLEDGE_HTTP_PORT": str(free_port()),
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 def _json_lines(output: str) -> list[dict]:
-    return [json.loads(line[line.index("{"):]) for line in output.splitlines() if "{\"" in line]
+    return [json.loads(line[line.index("{") :]) for line in output.splitlines() if '{"' in line]
 
 
 def test_ingest_folder_then_search(tmp_path: Path, env: dict[str, str]) -> None:
@@ -36,7 +39,7 @@ def test_ingest_folder_then_search(tmp_path: Path, env: dict[str, str]) -> None:
 
     result = runner.invoke(app, ["search", "indexer queue", "-n", "ops", "-k", "1"], env=env)
     assert result.exit_code == 0, result.output
-    body = json.loads(result.output[result.output.index("{"):])
+    body = json.loads(result.output[result.output.index("{") :])
     assert [h["doc_id"] for h in body["results"]] == ["ops/runbook.md"]
 
     result = runner.invoke(app, ["search", "   ", "-n", "ops"], env=env)
@@ -46,14 +49,21 @@ def test_ingest_folder_then_search(tmp_path: Path, env: dict[str, str]) -> None:
 def test_eval_on_a_beir_folder_reuses_its_namespace(tmp_path: Path, env: dict[str, str]) -> None:
     beir = tmp_path / "tiny"
     (beir / "qrels").mkdir(parents=True)
-    corpus = {"d1": ("Cats", "Cats purr and sleep a lot."), "d2": ("Dogs", "Dogs bark at strangers."),
-              "d3": ("Stocks", "Markets fell after the rate decision."),
-              "d4": ("Rain", "Rain is forecast for the weekend.")}
-    (beir / "corpus.jsonl").write_text("".join(
-        json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in corpus.items()))
+    corpus = {
+        "d1": ("Cats", "Cats purr and sleep a lot."),
+        "d2": ("Dogs", "Dogs bark at strangers."),
+        "d3": ("Stocks", "Markets fell after the rate decision."),
+        "d4": ("Rain", "Rain is forecast for the weekend."),
+    }
+    (beir / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in corpus.items())
+    )
     (beir / "queries.jsonl").write_text(
-        json.dumps({"_id": "q1", "text": "why do cats purr"}) + "\n"
-        + json.dumps({"_id": "q2", "text": "stock market decline"}) + "\n")
+        json.dumps({"_id": "q1", "text": "why do cats purr"})
+        + "\n"
+        + json.dumps({"_id": "q2", "text": "stock market decline"})
+        + "\n"
+    )
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n")
 
     runner = CliRunner()
@@ -71,19 +81,37 @@ def test_eval_on_a_beir_folder_reuses_its_namespace(tmp_path: Path, env: dict[st
     assert _json_lines(again.output)[0]["ingest"] == {"unchanged": 4}
 
     report = tmp_path / "report.html"
-    compared = runner.invoke(app, ["eval", "--dataset", str(beir), "--profile", "default",
-                                   "--settings", '{"mode": "dense", "top_k": 5}', "--report", str(report)],
-                             env=env)
+    compared = runner.invoke(
+        app,
+        [
+            "eval",
+            "--dataset",
+            str(beir),
+            "--profile",
+            "default",
+            "--settings",
+            '{"mode": "dense", "top_k": 5}',
+            "--report",
+            str(report),
+        ],
+        env=env,
+    )
     assert compared.exit_code == 0, compared.output
     base, cand = _json_lines(compared.output)
-    assert (base["profile"], base["version"], cand["profile"], cand["vs"]) == ("default", 1, "settings1", "default")
+    assert (base["profile"], base["version"], cand["profile"], cand["vs"]) == (
+        "default",
+        1,
+        "settings1",
+        "default",
+    )
     assert set(cand["delta"]) == set(cand["p_value"]) == {"ndcg@10", "recall@100", "mrr@10"}
     assert cand["wins"] + cand["losses"] + cand["ties"] == 2
     page = report.read_text()
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page and "settings1" in page
 
-    bench = runner.invoke(app, ["bench", "--dataset", str(beir), "--split", "test", "--queries", "10"],
-                          env=env)
+    bench = runner.invoke(
+        app, ["bench", "--dataset", str(beir), "--split", "test", "--queries", "10"], env=env
+    )
     assert bench.exit_code == 0, bench.output
     figures = _json_lines(bench.output)[-1]
     assert figures["queries"] == 2 and figures["points"] == 4

@@ -1,0 +1,1 @@
+"""Tests of the client distribution (a package, so its conftest does not shadow the root one)."""

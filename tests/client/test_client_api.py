@@ -1,0 +1,125 @@
+"""The public surface and the error tables, without a service."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import httpx
+import pytest
+
+import knowledge_client as kc
+from knowledge_client._exceptions import from_grpc, from_http, parse_retry_after
+
+PUBLIC = [
+    "AsyncGrpcTransport", "AsyncHttpTransport", "AsyncKnowledgeClient", "AsyncTransport",
+    "CountResponse", "DeadlineExceeded", "DeleteResponse", "Document", "Fusion", "GrpcTransport",
+    "HttpTransport", "IngestResponse", "IngestResult", "InvalidRequest", "KnowledgeClient",
+    "KnowledgeError", "NotFound", "Overloaded", "RetryPolicy", "SearchHit", "SearchResponse",
+    "StageScores", "StoredDocument", "Transport", "Unauthorized", "Unavailable", "__version__",
+]
+
+
+def test_public_api_is_pinned():
+    assert sorted(kc.__all__) == sorted(PUBLIC)
+    for name in PUBLIC:
+        assert getattr(kc, name) is not None
+    errors = [kc.InvalidRequest, kc.Unauthorized, kc.NotFound, kc.Overloaded, kc.Unavailable,
+              kc.DeadlineExceeded]
+    assert all(issubclass(e, kc.KnowledgeError) for e in errors)
+    assert isinstance(kc.GrpcTransport("127.0.0.1:1"), kc.Transport)
+    assert isinstance(kc.AsyncHttpTransport("127.0.0.1:1"), kc.AsyncTransport)
+
+
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, kc.InvalidRequest),
+        (grpc.StatusCode.UNAUTHENTICATED, kc.Unauthorized),
+        (grpc.StatusCode.PERMISSION_DENIED, kc.Unauthorized),
+        (grpc.StatusCode.NOT_FOUND, kc.NotFound),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, kc.Overloaded),
+        (grpc.StatusCode.UNAVAILABLE, kc.Unavailable),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, kc.DeadlineExceeded),
+        (grpc.StatusCode.INTERNAL, kc.KnowledgeError),
+    ],
+)
+def test_grpc_status_table(code: grpc.StatusCode, cls: type[kc.KnowledgeError]):
+    err = from_grpc(code, "why", [("retry-after-ms", "250")])
+    assert type(err) is cls and (err.status, err.detail, err.retry_after) == (code.name, "why", 0.25)
+
+
+@pytest.mark.parametrize(
+    ("status", "cls", "name"),
+    [
+        (400, kc.InvalidRequest, "INVALID_ARGUMENT"), (413, kc.InvalidRequest, "INVALID_ARGUMENT"),
+        (401, kc.Unauthorized, "UNAUTHENTICATED"), (403, kc.Unauthorized, "PERMISSION_DENIED"),
+        (404, kc.NotFound, "NOT_FOUND"), (429, kc.Overloaded, "RESOURCE_EXHAUSTED"),
+        (503, kc.Unavailable, "UNAVAILABLE"), (500, kc.KnowledgeError, "INTERNAL"),
+    ],
+)
+def test_http_status_table(status: int, cls: type[kc.KnowledgeError], name: str):
+    err = from_http(status, {"detail": "framework says no"}, "2")
+    assert type(err) is cls and (err.status, err.http_status, err.retry_after) == (name, status, 2.0)
+    body = {"error": {"code": "INVALID_ARGUMENT", "message": "top_k: at most 100", "field": "top_k"}}
+    err = from_http(422, body)
+    assert (err.status, err.detail, err.field, err.retry_after) == (
+        "INVALID_ARGUMENT", "top_k: at most 100", "top_k", None)
+
+
+def test_retry_after_forms():
+    assert parse_retry_after("1.5") == 1.5 and parse_retry_after("-3") == 0.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+    http_date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 60))
+    assert 55 < (parse_retry_after(http_date) or 0) <= 61
+
+
+def _mock_client(*answers: httpx.Response) -> tuple[kc.KnowledgeClient, list[httpx.Request]]:
+    """A client on httpx's own MockTransport: the service answers are scripted, in order."""
+    seen: list[httpx.Request] = []
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return queue.pop(0)
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    transport = kc.HttpTransport("http://svc", api_key="k", client=http)
+    return kc.KnowledgeClient("http://svc", transport=transport, backoff=0.01), seen
+
+
+def test_overloaded_waits_for_the_retry_after_hint():
+    busy = httpx.Response(429, headers={"retry-after": "0.3"},
+                          json={"error": {"code": "RESOURCE_EXHAUSTED", "message": "busy"}})
+    client, seen = _mock_client(busy, httpx.Response(200, json={"results": []}))
+    started = time.monotonic()
+    assert client.search("ns", "q").results == []
+    assert time.monotonic() - started >= 0.3 and len(seen) == 2
+    assert seen[0].headers["authorization"] == "Bearer k"
+    assert seen[0].url.path == "/v1/namespaces/ns/search"
+
+
+def test_a_hint_beyond_the_deadline_fails_now():
+    busy = httpx.Response(503, headers={"retry-after": "30"}, json={"error": {"message": "down"}})
+    client, seen = _mock_client(busy, httpx.Response(200, json={"results": []}))
+    started = time.monotonic()
+    with pytest.raises(kc.Unavailable) as err:
+        client.search("ns", "q", timeout=1)
+    assert err.value.retry_after == 30 and time.monotonic() - started < 0.5 and len(seen) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 422, 500])
+def test_permanent_failures_are_not_retried(status: int):
+    client, seen = _mock_client(httpx.Response(status, json={"error": {"message": "no"}}),
+                                httpx.Response(200, json={"results": []}))
+    with pytest.raises(kc.KnowledgeError):
+        client.search("ns", "q")
+    assert len(seen) == 1
+
+
+def test_writes_that_cannot_be_replayed_are_not_retried():
+    down = httpx.Response(503, json={"error": {"message": "down"}})
+    client, seen = _mock_client(down, httpx.Response(200, json={"results": [], "index_version": 1}))
+    with pytest.raises(kc.Unavailable):
+        client.ingest_stream("ns", [[{"id": "a", "text": "t"}]])
+    assert len(seen) == 1
