@@ -158,3 +158,18 @@ async def test_replacement_is_never_half_visible(any_core: KnowledgeCore) -> Non
     assert all(len(s) == 1 and "<none>" not in s for s in seen), seen
     count = await any_core.count(CountRequest(namespace="kb"))
     assert count.documents == 1
+
+
+async def test_rrf_leg_weights_decide_between_the_legs(any_core: KnowledgeCore) -> None:
+    # "lexical" wins the sparse leg (rare exact term), "semantic" wins the dense leg (paraphrase).
+    await ingest(any_core, "kb", [
+        {"id": "lexical", "text": "Pallet zq7 barcode inventory sheet."},
+        {"id": "semantic", "text": "Steps to recover account access when you cannot remember your login credentials."},
+    ])
+    q = "how do I reset my forgotten password zq7"
+    dense = await search(any_core, "kb", q, mode="dense")
+    sparse = await search(any_core, "kb", q, mode="sparse")
+    assert sparse[0] == "lexical" and dense[0] == "semantic", (dense, sparse)
+    favour_dense = await search(any_core, "kb", q, fusion={"method": "rrf", "k": 1, "weights": [10.0, 0.1]})
+    favour_sparse = await search(any_core, "kb", q, fusion={"method": "rrf", "k": 1, "weights": [0.1, 10.0]})
+    assert favour_dense[0] == dense[0] and favour_sparse[0] == sparse[0]
