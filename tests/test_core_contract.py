@@ -164,7 +164,8 @@ async def test_rrf_leg_weights_decide_between_the_legs(any_core: KnowledgeCore) 
     # "lexical" wins the sparse leg (rare exact term), "semantic" wins the dense leg (paraphrase).
     await ingest(any_core, "kb", [
         {"id": "lexical", "text": "Pallet zq7 barcode inventory sheet."},
-        {"id": "semantic", "text": "Steps to recover account access when you cannot remember your login credentials."},
+        {"id": "semantic",
+         "text": "Steps to recover account access when you cannot remember your login credentials."},
     ])
     q = "how do I reset my forgotten password zq7"
     dense = await search(any_core, "kb", q, mode="dense")

@@ -30,7 +30,7 @@ async def test_versions_conflicts_and_rollback(core: KnowledgeCore) -> None:
     v1 = await put(core, "tuned", settings={"top_k": 3, "fusion": {"method": "dbsf"}})
     assert (v1.version, v1.settings.top_k, v1.settings.fusion.method) == (1, 3, "dbsf")
     v2 = await put(core, "tuned", settings={"top_k": 5}, expected_version=1, note="wider")
-    assert (v2.version, v2.settings.top_k, v2.settings.fusion.method) == (2, 5, "rrf")
+    assert (v2.version, v2.settings.top_k, v2.settings.fusion.method) == (2, 5, "dbsf")  # the default
     with pytest.raises(Conflict, match="version 2, not 1"):
         await put(core, "tuned", settings={"top_k": 7}, expected_version=1)
     with pytest.raises(InvalidArgument, match="top_k"):
