@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
+from knowledge_service.auth import KeyRing
 from knowledge_service.config import Settings
 from knowledge_service.errors import Overloaded
 from knowledge_service.grpc_convert import search_request
@@ -278,6 +279,8 @@ async def test_reflection_lists_the_service(channel: grpc.aio.Channel):
 
 class _BrokenCore:
     """Raises from every call: a domain error for search, a bug for everything else."""
+
+    keys = KeyRing([], required=False)
 
     async def search(self, req: Any) -> Any:
         raise Overloaded("too many searches in flight; retry")

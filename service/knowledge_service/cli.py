@@ -15,19 +15,27 @@ from tqdm import tqdm
 from .config import Settings
 from .errors import KnowledgeError
 
-app = typer.Typer(help="Hybrid retrieval side-car: serve it, feed it, query it, measure it.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Hybrid retrieval side-car: serve it, feed it, query it, measure it.", no_args_is_help=True
+)
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Knowledge base name.")]
 UrlOpt = Annotated[str | None, typer.Option(help="Service URL (default: the configured HTTP port).")]
+KeyOpt = Annotated[
+    str | None, typer.Option("--api-key", envvar="KNOWLEDGE_API_KEY", help="Key for a protected service.")
+]
+
+
+def _auth(api_key: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def _service_url(settings: Settings, url: str | None) -> str | None:
     """The URL of a running service, or None when none answers."""
     url = url or f"http://{settings.http_host}:{settings.http_port}"
     try:
-        httpx.get(f"{url}/healthz", timeout=1.0).raise_for_status()
+        httpx.get(f"{url}/healthz", timeout=1.0)  # any answer (even 401) means a service runs
         return url
-    except httpx.HTTPError:
+    except httpx.TransportError:
         return None
 
 
@@ -51,6 +59,7 @@ def ingest(
     namespace: NamespaceOpt,
     url: UrlOpt = None,
     batch: Annotated[int, typer.Option(min=1, max=64)] = 16,
+    api_key: KeyOpt = None,
 ) -> None:
     """Ingest files (text, Markdown, HTML, PDF); via the running service, else the store directly."""
     from .parsing import iter_files
@@ -64,17 +73,21 @@ def ingest(
     with tqdm(total=len(files), unit="file", desc=f"ingest -> {namespace}") as bar:
         if service:
             for start in range(0, len(files), batch):
-                part = files[start: start + batch]
+                part = files[start : start + batch]
                 body = [("files", (doc_id, p.read_bytes())) for p, doc_id in part]
-                resp = httpx.post(f"{service}/v1/namespaces/{namespace}/files", files=body,
-                                  data={"ids": [d for _, d in part]}, timeout=600)
+                resp = httpx.post(
+                    f"{service}/v1/namespaces/{namespace}/files",
+                    files=body,
+                    data={"ids": [d for _, d in part]},
+                    headers=_auth(api_key),
+                    timeout=600,
+                )
                 if resp.status_code >= 400:
                     raise _fail(RuntimeError(resp.json().get("error", {}).get("message", resp.text)))
                 _tally(counts, resp.json()["results"], bar)
         else:
             asyncio.run(_ingest_local(settings, namespace, files, batch, counts, bar))
-    typer.echo(json.dumps({"namespace": namespace, "via": "service" if service else "store",
-                           **counts}))
+    typer.echo(json.dumps({"namespace": namespace, "via": "service" if service else "store", **counts}))
 
 
 def _tally(counts: dict[str, int], results: list[Any], bar: tqdm) -> None:
@@ -82,13 +95,21 @@ def _tally(counts: dict[str, int], results: list[Any], bar: tqdm) -> None:
         status = r["status"] if isinstance(r, dict) else r.status
         counts[status] = counts.get(status, 0) + 1
         if status == "failed":
-            tqdm.write(f"failed: {r['id'] if isinstance(r, dict) else r.id}: "
-                       f"{r['error'] if isinstance(r, dict) else r.error}")
+            tqdm.write(
+                f"failed: {r['id'] if isinstance(r, dict) else r.id}: "
+                f"{r['error'] if isinstance(r, dict) else r.error}"
+            )
     bar.update(len(results))
 
 
-async def _ingest_local(settings: Settings, namespace: str, files: list[tuple[Path, str]],
-                        batch: int, counts: dict[str, int], bar: tqdm) -> None:
+async def _ingest_local(
+    settings: Settings,
+    namespace: str,
+    files: list[tuple[Path, str]],
+    batch: int,
+    counts: dict[str, int],
+    bar: tqdm,
+) -> None:
     from .core import KnowledgeCore
     from .models import IngestRequest
     from .parsing import parse_file
@@ -97,14 +118,15 @@ async def _ingest_local(settings: Settings, namespace: str, files: list[tuple[Pa
     try:
         for start in range(0, len(files), batch):
             docs = []
-            for i, (path, doc_id) in enumerate(files[start: start + batch], start=start):
+            for i, (path, doc_id) in enumerate(files[start : start + batch], start=start):
                 try:
                     parsed = parse_file(path.name, path.read_bytes(), field=f"files[{i}]")
                 except KnowledgeError as exc:
                     _tally(counts, [{"id": doc_id, "status": "failed", "error": str(exc)}], bar)
                     continue
-                docs.append({"id": doc_id, "text": parsed.text, "title": parsed.title,
-                             "metadata": parsed.metadata})
+                docs.append(
+                    {"id": doc_id, "text": parsed.text, "title": parsed.title, "metadata": parsed.metadata}
+                )
             if docs:
                 resp = await core.ingest(IngestRequest(namespace=namespace, documents=docs))
                 _tally(counts, resp.results, bar)
@@ -119,13 +141,16 @@ def search(
     top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
     mode: Annotated[str, typer.Option(help="hybrid, dense or sparse")] = "hybrid",
     url: UrlOpt = None,
+    api_key: KeyOpt = None,
 ) -> None:
     """Search a namespace and print the results as JSON."""
     settings = Settings()
     body = {"query": query, "top_k": top_k, "mode": mode}
     service = _service_url(settings, url)
     if service:
-        resp = httpx.post(f"{service}/v1/namespaces/{namespace}/search", json=body, timeout=60)
+        resp = httpx.post(
+            f"{service}/v1/namespaces/{namespace}/search", json=body, headers=_auth(api_key), timeout=60
+        )
         if resp.status_code >= 400:
             raise _fail(RuntimeError(resp.json().get("error", {}).get("message", resp.text)))
         typer.echo(json.dumps(resp.json(), indent=2))
@@ -176,8 +201,10 @@ def evaluate(
         data = load_beir(dataset, split)
         if profile or settings:
             specs = [ProfileSpec(name=n) for n in profile or []]
-            specs += [ProfileSpec(settings=_json_arg(raw, "--settings"), label=f"settings{i + 1}")
-                      for i, raw in enumerate(settings or [])]
+            specs += [
+                ProfileSpec(settings=_json_arg(raw, "--settings"), label=f"settings{i + 1}")
+                for i, raw in enumerate(settings or [])
+            ]
             lines = asyncio.run(run_profile_eval(config, data, specs, depth, report))
         else:
             lines = asyncio.run(run_eval(config, data, mode or ["hybrid"], fusion, rrf_k, depth))
@@ -213,4 +240,3 @@ def bench(
         typer.echo(json.dumps(asyncio.run(run_bench(Settings(), data, queries, mode))))
     except KnowledgeError as exc:
         raise _fail(exc) from None
-

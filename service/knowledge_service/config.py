@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         20_000, ge=0, description="Edge: only optimise when at least this many points are unindexed."
     )
 
+    # Security (see auth.py): hashed API keys scoped to namespaces and roles.
+    api_keys_file: Path | None = Field(None, description="JSON list of hashed keys (a mounted secret).")
+    api_keys: str | None = Field(None, description="The same JSON, inline.")
+    auth_required: bool = Field(False, description="Refuse to start without keys; check every call.")
+    health_public: bool = Field(True, description="/healthz and /readyz answer without a key.")
+
     # Profiles.
     profile_poll_s: float = Field(1.0, gt=0, description="How often a replica checks for profile changes.")
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from . import evaluations
 from . import ingest as ingest_pipeline
 from . import search as search_pipeline
+from .auth import KeyRing
 from .cache import CacheUnavailable, ResultCache, open_cache
 from .comparison import Comparison
 from .config import Settings
@@ -67,6 +68,7 @@ class KnowledgeCore:
         self.store = store
         self.meta = meta
         self.cache = cache
+        self.keys = KeyRing.from_settings(settings)
         self._owns_store = owns_store
         self.chunker = Chunker(dense.tokenizer(), settings.chunk_tokens, settings.chunk_overlap)
         self.models_key = [dense.spec, reranker.spec if reranker else None]

@@ -38,6 +38,22 @@ class PayloadTooLarge(InvalidArgument):
     http_status = 413
 
 
+class Unauthenticated(KnowledgeError):
+    """No API key, or an unknown one."""
+
+    http_status = 401
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(KnowledgeError):
+    """The key is valid but not for this namespace or role."""
+
+    http_status = 403
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+    code = "PERMISSION_DENIED"
+
+
 class NotFound(KnowledgeError):
     http_status = 404
     grpc_code = grpc.StatusCode.NOT_FOUND

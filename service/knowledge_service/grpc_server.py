@@ -28,6 +28,7 @@ from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 
 from . import grpc_convert as convert
 from . import limits
+from .auth import ALL, Role
 from .errors import InvalidArgument, KnowledgeError, from_validation_error
 from .models import (
     CountRequest,
@@ -55,12 +56,33 @@ _HEALTH: weakref.WeakKeyDictionary[grpc.aio.Server, health.aio.HealthServicer] =
 _Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])
 
 
+# The role each RPC needs, and the namespace it acts on: the request's own (NS), every namespace
+# (ALL: shared profiles) or none (reading profiles). IngestStream checks each message's namespace.
+NS = "request"
+_ACCESS: dict[str, tuple[Role, str | None]] = {
+    "Search": ("search", NS), "GetDocument": ("search", NS), "CountDocuments": ("search", NS),
+    "Ingest": ("ingest", NS), "IngestStream": ("ingest", None), "DeleteDocuments": ("admin", NS),
+    "ListProfiles": ("search", None), "GetProfile": ("search", None),
+    "ListProfileVersions": ("search", None), "PutProfile": ("admin", ALL),
+    "RollbackProfile": ("admin", ALL), "GetNamespaceSettings": ("search", NS),
+    "SetNamespaceSettings": ("admin", NS),
+}
+
+
+def authorization(context: grpc.aio.ServicerContext) -> str | None:
+    return dict(context.invocation_metadata() or ()).get("authorization")
+
+
 def _guarded(handler: _Handler) -> _Handler:
-    """The one error table for gRPC: domain errors keep their code, anything else is INTERNAL."""
+    """The one error table for gRPC (domain errors keep their code, anything else is INTERNAL),
+    after checking the caller's API key for the RPC's role and namespace."""
+    role, scope = _ACCESS[handler.__name__]
 
     @functools.wraps(handler)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            namespace = request.namespace if scope == NS else scope
+            self._core.keys.check(authorization(context), role, namespace)
             return await handler(self, request, context)
         except grpc.aio.AbortError:
             raise
@@ -100,6 +122,7 @@ class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
         results: list[IngestResult] = []
         index_version, count = 0, 0
         async for message in request_iterator:
+            self._core.keys.check(authorization(context), "ingest", message.namespace)
             try:
                 resp = await self._core.ingest(convert.ingest_request(message))
             except ValidationError as exc:

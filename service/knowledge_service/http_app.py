@@ -18,6 +18,7 @@ from . import limits as L
 from .config import Settings
 from .core import KnowledgeCore
 from .errors import InvalidArgument, KnowledgeError, PayloadTooLarge, from_validation_error
+from .http_auth import allow
 from .http_profiles import profile_routes
 from .models import (
     CountRequest,
@@ -46,7 +47,8 @@ DeleteBody = create_model("DeleteBody", __base__=DeleteRequest, namespace=(str |
 
 class IngestBody(BaseModel):
     documents: list[dict[str, Any]] = Field(
-        min_length=1, max_length=L.MAX_BATCH_DOCS,
+        min_length=1,
+        max_length=L.MAX_BATCH_DOCS,
         description="Each: {id, text, title?, metadata?}; one bad document fails alone.",
     )
 
@@ -73,7 +75,8 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
         if length and length.isdigit() and int(length) > L.MAX_REQUEST_BYTES:
             err = PayloadTooLarge(
                 f"request body of {length} bytes is over the {L.MAX_REQUEST_BYTES}-byte cap; "
-                "send fewer documents per request", field="body",
+                "send fewer documents per request",
+                field="body",
             )
             return JSONResponse(err.to_dict(), status_code=err.http_status)
         return await call_next(request)
@@ -81,13 +84,15 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
     @app.post("/v1/namespaces/{namespace}/search", response_model=SearchResponse)
     async def search(namespace: NamespacePath, body: SearchBody, request: Request):  # type: ignore[valid-type]
         """Hybrid search; results are chunks, best first."""
-        return await the_core(request).search(body.model_copy(update={"namespace": namespace}))
+        return await allow(request, "search", namespace).search(
+            body.model_copy(update={"namespace": namespace})
+        )
 
     @app.post("/v1/namespaces/{namespace}/documents", response_model=IngestResponse)
     async def ingest(namespace: NamespacePath, body: IngestBody, request: Request):
         """Ingest a batch of documents; each gets its own status."""
-        req = parse(IngestRequest, namespace=namespace, documents=body.documents)
-        return await the_core(request).ingest(req)
+        core = allow(request, "ingest", namespace)
+        return await core.ingest(parse(IngestRequest, namespace=namespace, documents=body.documents))
 
     @app.post("/v1/namespaces/{namespace}/files", response_model=IngestResponse)
     async def ingest_files(
@@ -98,9 +103,11 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
         metadata: Annotated[str | None, Form(description="JSON object added to each.")] = None,
     ):
         """Ingest uploaded files; id, title and metadata come from each file unless given."""
+        core = allow(request, "ingest", namespace)
         if len(files) > L.MAX_FILES_PER_REQUEST:
-            raise InvalidArgument(f"at most {L.MAX_FILES_PER_REQUEST} files per request "
-                                  f"(got {len(files)})", field="files")
+            raise InvalidArgument(
+                f"at most {L.MAX_FILES_PER_REQUEST} files per request (got {len(files)})", field="files"
+            )
         if ids and len(ids) != len(files):
             raise InvalidArgument(f"ids: give one per file ({len(files)}), or none", field="ids")
         extra = _json_object(metadata, "metadata")
@@ -108,29 +115,37 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
         for i, upload in enumerate(files):
             data = await upload.read(L.MAX_FILE_BYTES + 1)
             # Parsing a large HTML or PDF takes seconds: keep it off the event loop.
-            parsed = await asyncio.to_thread(parse_file, upload.filename or f"file-{i}", data,
-                                             upload.content_type, field=f"files[{i}]")
-            docs.append({"id": ids[i] if ids else parsed.doc_id, "text": parsed.text,
-                         "title": parsed.title, "metadata": {**parsed.metadata, **extra}})
-        req = parse(IngestRequest, namespace=namespace, documents=docs)
-        return await the_core(request).ingest(req)
+            parsed = await asyncio.to_thread(
+                parse_file, upload.filename or f"file-{i}", data, upload.content_type, field=f"files[{i}]"
+            )
+            docs.append(
+                {
+                    "id": ids[i] if ids else parsed.doc_id,
+                    "text": parsed.text,
+                    "title": parsed.title,
+                    "metadata": {**parsed.metadata, **extra},
+                }
+            )
+        return await core.ingest(parse(IngestRequest, namespace=namespace, documents=docs))
 
     @app.get("/v1/namespaces/{namespace}/documents/{doc_id}", response_model=DocumentOut)
     async def get_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request):
         """One document as stored."""
-        return await the_core(request).get_document(
+        return await allow(request, "search", namespace).get_document(
             parse(DocumentRef, namespace=namespace, doc_id=doc_id)
         )
 
     @app.delete("/v1/namespaces/{namespace}/documents/{doc_id}", response_model=DeleteResponse)
     async def delete_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request):
         """Delete one document and its chunks."""
-        return await the_core(request).delete(parse(DeleteRequest, namespace=namespace, ids=[doc_id]))
+        core = allow(request, "admin", namespace)
+        return await core.delete(parse(DeleteRequest, namespace=namespace, ids=[doc_id]))
 
     @app.post("/v1/namespaces/{namespace}/documents:delete", response_model=DeleteResponse)
     async def delete_documents(namespace: NamespacePath, body: DeleteBody, request: Request):  # type: ignore[valid-type]
         """Delete documents by id and/or metadata filter."""
-        return await the_core(request).delete(body.model_copy(update={"namespace": namespace}))
+        core = allow(request, "admin", namespace)
+        return await core.delete(body.model_copy(update={"namespace": namespace}))
 
     @app.get("/v1/namespaces/{namespace}/count", response_model=CountResponse)
     async def count(
@@ -140,27 +155,30 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
     ):
         """Documents and chunks in the namespace (optionally matching a filter)."""
         flt = _json_object(filter, "filter") or None
-        return await the_core(request).count(parse(CountRequest, namespace=namespace, filter=flt))
+        return await allow(request, "search", namespace).count(
+            parse(CountRequest, namespace=namespace, filter=flt)
+        )
 
     app.include_router(profile_routes())
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
+    async def healthz(request: Request) -> dict[str, str]:
         """Liveness: the process answers."""
+        if not settings.health_public:
+            request.app.state.core.keys.authenticate(request.headers.get("authorization"))
         return {"status": "ok"}
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
         """Readiness: models loaded and the store answers (a cache outage only degrades)."""
-        state = await the_core(request).readiness()
+        core: KnowledgeCore = request.app.state.core
+        if not settings.health_public:
+            core.keys.authenticate(request.headers.get("authorization"))
+        state = await core.readiness()
         ready = state["store"] == "ok"
         return JSONResponse({"ready": ready, **state}, status_code=200 if ready else 503)
 
     return app
-
-
-def the_core(request: Request) -> KnowledgeCore:
-    return request.app.state.core
 
 
 def _json_object(raw: str | None, field: str) -> dict[str, Any]:
@@ -188,5 +206,4 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse({"error": {"code": "INTERNAL", "message": "internal error"}},
-                            status_code=500)
+        return JSONResponse({"error": {"code": "INTERNAL", "message": "internal error"}}, status_code=500)

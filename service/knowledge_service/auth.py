@@ -1,0 +1,97 @@
+"""API keys: who may call, on which namespaces, in which roles.
+
+Keys are configured hashed (SHA-256 hex of the key), never in clear, from a mounted JSON file
+(``KNOWLEDGE_API_KEYS_FILE``) and/or ``KNOWLEDGE_API_KEYS`` (the same JSON)::
+
+    [{"name": "crew-handbook", "sha256": "<64 hex>", "namespaces": ["handbook"], "roles": ["search"]},
+     {"name": "ops", "sha256": "<64 hex>", "namespaces": ["*"], "roles": ["search", "ingest", "admin"]}]
+
+Roles: ``search`` (search, get, count, read profiles), ``ingest`` (ingest documents and files),
+``admin`` (deletes, profile changes, namespace settings, evaluations). Profiles are shared by
+every namespace, so changing one needs ``admin`` on ``"*"``. A presented key is hashed and
+compared with every configured hash in constant time. Keys are sent as ``Authorization: Bearer``
+(HTTP) or ``authorization: Bearer`` metadata (gRPC). With no key configured and
+``KNOWLEDGE_AUTH_REQUIRED`` false (the embedded default), calls are not checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from .config import Settings
+from .errors import PermissionDenied, Unauthenticated
+
+Role = Literal["search", "ingest", "admin"]
+ALL = "*"
+
+
+class ApiKey(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    namespaces: list[str] = Field(min_length=1)
+    roles: set[Role] = Field(min_length=1)
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class KeyRing:
+    """The configured keys; ``check`` authenticates a presented key and authorises one call."""
+
+    def __init__(self, keys: list[ApiKey], *, required: bool) -> None:
+        if required and not keys:
+            raise ValueError("KNOWLEDGE_AUTH_REQUIRED is set but no API key is configured "
+                             "(KNOWLEDGE_API_KEYS_FILE or KNOWLEDGE_API_KEYS)")
+        self.keys = keys
+        self.enabled = bool(keys) or required
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeyRing:
+        keys: list[ApiKey] = []
+        sources = [(str(settings.api_keys_file), Path(settings.api_keys_file).read_text())
+                   if settings.api_keys_file else None,
+                   ("KNOWLEDGE_API_KEYS", settings.api_keys) if settings.api_keys else None]
+        for source in filter(None, sources):
+            try:
+                keys += TypeAdapter(list[ApiKey]).validate_python(json.loads(source[1]))
+            except (json.JSONDecodeError, ValidationError) as exc:
+                raise ValueError(f"API keys in {source[0]} are invalid: {exc}") from None
+        return cls(keys, required=settings.auth_required)
+
+    def authenticate(self, authorization: str | None) -> ApiKey | None:
+        """The key behind an ``Authorization`` value; None when auth is off."""
+        if not self.enabled:
+            return None
+        scheme, _, raw = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+        presented = hash_key(raw.strip())
+        found = None
+        for key in self.keys:  # compare with every key, in constant time each
+            if hmac.compare_digest(presented, key.sha256):
+                found = key
+        if found is None:
+            raise Unauthenticated("unknown API key")
+        return found
+
+    def check(self, authorization: str | None, role: Role, namespace: str | None) -> None:
+        """Raise unless the presented key may act in ``role`` on ``namespace``.
+
+        ``namespace`` "*" asks for every namespace (shared profiles); None for no namespace data
+        (reading profiles).
+        """
+        key = self.authenticate(authorization)
+        if key is None:
+            return
+        if role not in key.roles:
+            raise PermissionDenied(f"key {key.name!r} lacks the {role!r} role")
+        if namespace is not None and ALL not in key.namespaces and namespace not in key.namespaces:
+            where = "every namespace" if namespace == ALL else f"namespace {namespace!r}"
+            raise PermissionDenied(f"key {key.name!r} is not allowed on {where}")
