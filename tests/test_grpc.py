@@ -282,8 +282,8 @@ class _BrokenCore:
 
     keys = KeyRing([], required=False)
 
-    async def search(self, req: Any) -> Any:
-        raise Overloaded("too many searches in flight; retry")
+    async def search(self, req: Any, deadline: float | None = None) -> Any:
+        raise Overloaded("too many searches in flight; retry", retry_after_s=0.25)
 
     async def count(self, req: Any) -> Any:
         raise RuntimeError("secret stack detail")
@@ -296,6 +296,7 @@ async def test_errors_map_to_codes_and_hide_internals(caplog: pytest.LogCaptureF
             await stub.Search(pb.SearchRequest(namespace=NS, query="q"))
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert err.value.details() == "too many searches in flight; retry"
+        assert ("retry-after-ms", "250") in tuple(err.value.trailing_metadata())
         with caplog.at_level(logging.ERROR, logger="knowledge_service.grpc_server"):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.CountDocuments(pb.CountDocumentsRequest(namespace=NS))

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     auth_required: bool = Field(False, description="Refuse to start without keys; check every call.")
     health_public: bool = Field(True, description="/healthz and /readyz answer without a key.")
 
+    # Limits and backpressure (admission.py).
+    max_concurrent_searches: int = Field(32, ge=1, description="Searches in flight per replica.")
+    max_concurrent_ingests: int = Field(4, ge=1, description="Ingest batches in flight per replica.")
+    queue_wait_s: float = Field(0.5, ge=0, description="How long a request waits for a slot before 429.")
+    retry_after_s: float = Field(1.0, gt=0, description="The retry-after hint sent with a 429.")
+
     # Profiles.
     profile_poll_s: float = Field(1.0, gt=0, description="How often a replica checks for profile changes.")
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from . import evaluations
 from . import ingest as ingest_pipeline
 from . import search as search_pipeline
+from .admission import Gate
 from .auth import KeyRing
 from .cache import CacheUnavailable, ResultCache, open_cache
 from .comparison import Comparison
@@ -69,25 +70,41 @@ class KnowledgeCore:
         self.meta = meta
         self.cache = cache
         self.keys = KeyRing.from_settings(settings)
+        self.search_gate = Gate(
+            "search", settings.max_concurrent_searches, settings.queue_wait_s, settings.retry_after_s
+        )
+        self.ingest_gate = Gate(
+            "ingest", settings.max_concurrent_ingests, settings.queue_wait_s, settings.retry_after_s
+        )
+        self.rerank_estimate_s = 0.0  # recent rerank time, to skip the stage when a deadline is near
         self._owns_store = owns_store
         self.chunker = Chunker(dense.tokenizer(), settings.chunk_tokens, settings.chunk_overlap)
         self.models_key = [dense.spec, reranker.spec if reranker else None]
         # Changing any of these re-indexes a document on its next ingest.
         self.index_params: list[object] = [
-            dense.spec, settings.chunk_tokens, settings.chunk_overlap, settings.bm25_k,
-            settings.bm25_b, settings.bm25_avg_len, settings.bm25_language,
+            dense.spec,
+            settings.chunk_tokens,
+            settings.chunk_overlap,
+            settings.bm25_k,
+            settings.bm25_b,
+            settings.bm25_avg_len,
+            settings.bm25_language,
         ]
         self._store_pool = ThreadPoolExecutor(settings.store_workers, thread_name_prefix="store")
         self._query_pool = ThreadPoolExecutor(1, thread_name_prefix="query-model")
         self._ingest_pool = ThreadPoolExecutor(1, thread_name_prefix="ingest-model")
         self._ns_locks: dict[str, asyncio.Lock] = {}
         self._maintainer: asyncio.Task[None] | None = None
-        self.profiles = ProfileRegistry(meta, self.run_store, poll_s=settings.profile_poll_s,
-                                        redis_url=settings.redis_url)
+        self.profiles = ProfileRegistry(
+            meta, self.run_store, poll_s=settings.profile_poll_s, redis_url=settings.redis_url
+        )
 
     @classmethod
     async def open(
-        cls, settings: Settings, *, dense: DenseEncoder | None = None,
+        cls,
+        settings: Settings,
+        *,
+        dense: DenseEncoder | None = None,
         stores: tuple[Store, MetaStore] | None = None,
     ) -> KnowledgeCore:
         """Load models (or reuse ``dense``), open the store and the cache, start upkeep.
@@ -98,8 +115,10 @@ class KnowledgeCore:
         loop = asyncio.get_running_loop()
         if dense is None:
             dense = await loop.run_in_executor(
-                None, lambda: DenseEncoder(settings.embed_model, device=settings.device,
-                                           batch_size=settings.embed_batch_size)
+                None,
+                lambda: DenseEncoder(
+                    settings.embed_model, device=settings.device, batch_size=settings.embed_batch_size
+                ),
             )
         reranker = None
         if settings.rerank_model:
@@ -112,8 +131,16 @@ class KnowledgeCore:
             meta = await loop.run_in_executor(None, open_meta_store, settings, store)
         else:
             store, meta = stores
-        core = cls(settings, dense, SparseEncoder(settings), reranker, store, meta, open_cache(settings),
-                   owns_store=stores is None)
+        core = cls(
+            settings,
+            dense,
+            SparseEncoder(settings),
+            reranker,
+            store,
+            meta,
+            open_cache(settings),
+            owns_store=stores is None,
+        )
         await core.profiles.start()
         core._maintainer = asyncio.create_task(core._maintain_forever())
         return core
@@ -163,8 +190,10 @@ class KnowledgeCore:
 
     # ------------------------------------------------------------------ search
 
-    async def search(self, req: SearchRequest) -> SearchResponse:
-        return await search_pipeline.search(self, req)
+    async def search(self, req: SearchRequest, deadline: float | None = None) -> SearchResponse:
+        """Search; ``deadline`` (time.monotonic) cuts stages that would overrun it."""
+        async with self.search_gate.enter():
+            return await search_pipeline.search(self, req, deadline)
 
     # ------------------------------------------------------------------ profiles
 
@@ -179,7 +208,8 @@ class KnowledgeCore:
     # ------------------------------------------------------------------ documents
 
     async def ingest(self, req: IngestRequest) -> IngestResponse:
-        return await ingest_pipeline.ingest(self, req)
+        async with self.ingest_gate.enter():
+            return await ingest_pipeline.ingest(self, req)
 
     async def delete(self, req: DeleteRequest) -> DeleteResponse:
         return await ingest_pipeline.delete(self, req)
@@ -190,9 +220,13 @@ class KnowledgeCore:
         if rec is None:
             raise NotFound(f"document {req.doc_id!r} not found in namespace {req.namespace!r}")
         return DocumentOut(
-            id=rec["doc_id"], title=rec.get("title"), text=rec["text"],
-            metadata=rec.get("metadata") or {}, chunks=rec["chunks"],
-            content_hash=rec["content_hash"], updated_at=rec["updated_at"],
+            id=rec["doc_id"],
+            title=rec.get("title"),
+            text=rec["text"],
+            metadata=rec.get("metadata") or {},
+            chunks=rec["chunks"],
+            content_hash=rec["content_hash"],
+            updated_at=rec["updated_at"],
         )
 
     async def count(self, req: CountRequest) -> CountResponse:
@@ -203,8 +237,12 @@ class KnowledgeCore:
 
     async def readiness(self) -> dict[str, str]:
         """Each component's state; the service is ready when the store answers."""
-        state = {"model": "ok", "store": "ok", "cache": "ok",
-                 "reranker": "ok" if self.reranker else "not_configured"}
+        state = {
+            "model": "ok",
+            "store": "ok",
+            "cache": "ok",
+            "reranker": "ok" if self.reranker else "not_configured",
+        }
         try:
             await self.run_store(self.store.ping)
         except Exception as exc:
@@ -214,4 +252,3 @@ class KnowledgeCore:
         except CacheUnavailable as exc:
             state["cache"] = f"down: {exc}"
         return state
-

@@ -77,9 +77,28 @@ class PreconditionFailed(KnowledgeError):
 
 
 class Overloaded(KnowledgeError):
+    """Too much work in flight; ``retry_after_s`` says when to try again."""
+
     http_status = 429
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
     code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after_s: float = 1.0) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_s = retry_after_s
+
+    def to_dict(self) -> dict[str, object]:
+        body = super().to_dict()
+        body["error"]["retry_after_ms"] = int(self.retry_after_s * 1000)  # type: ignore[index]
+        return body
+
+
+class DeadlineExceeded(KnowledgeError):
+    """The caller's deadline passed before the work could finish."""
+
+    http_status = 504
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    code = "DEADLINE_EXCEEDED"
 
 
 class Unavailable(KnowledgeError):

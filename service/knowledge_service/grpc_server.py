@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,7 +30,7 @@ from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from . import grpc_convert as convert
 from . import limits
 from .auth import ALL, Role
-from .errors import InvalidArgument, KnowledgeError, from_validation_error
+from .errors import InvalidArgument, KnowledgeError, Overloaded, from_validation_error
 from .models import (
     CountRequest,
     DeleteRequest,
@@ -60,11 +61,18 @@ _Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])
 # (ALL: shared profiles) or none (reading profiles). IngestStream checks each message's namespace.
 NS = "request"
 _ACCESS: dict[str, tuple[Role, str | None]] = {
-    "Search": ("search", NS), "GetDocument": ("search", NS), "CountDocuments": ("search", NS),
-    "Ingest": ("ingest", NS), "IngestStream": ("ingest", None), "DeleteDocuments": ("admin", NS),
-    "ListProfiles": ("search", None), "GetProfile": ("search", None),
-    "ListProfileVersions": ("search", None), "PutProfile": ("admin", ALL),
-    "RollbackProfile": ("admin", ALL), "GetNamespaceSettings": ("search", NS),
+    "Search": ("search", NS),
+    "GetDocument": ("search", NS),
+    "CountDocuments": ("search", NS),
+    "Ingest": ("ingest", NS),
+    "IngestStream": ("ingest", None),
+    "DeleteDocuments": ("admin", NS),
+    "ListProfiles": ("search", None),
+    "GetProfile": ("search", None),
+    "ListProfileVersions": ("search", None),
+    "PutProfile": ("admin", ALL),
+    "RollbackProfile": ("admin", ALL),
+    "GetNamespaceSettings": ("search", NS),
     "SetNamespaceSettings": ("admin", NS),
 }
 
@@ -93,7 +101,10 @@ def _guarded(handler: _Handler) -> _Handler:
         except Exception:
             log.exception("gRPC %s failed", handler.__name__)
             err = KnowledgeError("internal error")
-        await context.abort(err.grpc_code, err.message)
+        hint = (
+            (("retry-after-ms", str(int(err.retry_after_s * 1000))),) if isinstance(err, Overloaded) else ()
+        )
+        await context.abort(err.grpc_code, err.message, trailing_metadata=hint)
 
     return wrapper  # type: ignore[return-value]
 
@@ -107,7 +118,9 @@ class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
     @_guarded
     async def Search(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
         """Hybrid search over one namespace."""
-        return convert.search_response(await self._core.search(convert.search_request(request)))
+        remaining = context.time_remaining()
+        deadline = time.monotonic() + remaining if remaining is not None else None
+        return convert.search_response(await self._core.search(convert.search_request(request), deadline))
 
     @_guarded
     async def Ingest(self, request: pb.IngestRequest, context: Any) -> pb.IngestResponse:

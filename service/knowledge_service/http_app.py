@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, Path, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, Header, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, create_model
@@ -17,7 +19,7 @@ from pydantic import BaseModel, Field, create_model
 from . import limits as L
 from .config import Settings
 from .core import KnowledgeCore
-from .errors import InvalidArgument, KnowledgeError, PayloadTooLarge, from_validation_error
+from .errors import InvalidArgument, KnowledgeError, Overloaded, PayloadTooLarge, from_validation_error
 from .http_auth import allow
 from .http_profiles import profile_routes
 from .models import (
@@ -82,11 +84,18 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
         return await call_next(request)
 
     @app.post("/v1/namespaces/{namespace}/search", response_model=SearchResponse)
-    async def search(namespace: NamespacePath, body: SearchBody, request: Request):  # type: ignore[valid-type]
-        """Hybrid search; results are chunks, best first."""
-        return await allow(request, "search", namespace).search(
-            body.model_copy(update={"namespace": namespace})
-        )
+    async def search(
+        namespace: NamespacePath,
+        body: SearchBody,  # type: ignore[valid-type]
+        request: Request,
+        timeout_ms: Annotated[
+            int | None, Header(alias="x-request-timeout-ms", ge=1, description="Deadline for this call.")
+        ] = None,
+    ):
+        """Hybrid search; results are chunks, best first. Stages that would overrun the deadline are cut."""
+        deadline = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
+        core = allow(request, "search", namespace)
+        return await core.search(body.model_copy(update={"namespace": namespace}), deadline)
 
     @app.post("/v1/namespaces/{namespace}/documents", response_model=IngestResponse)
     async def ingest(namespace: NamespacePath, body: IngestBody, request: Request):
@@ -196,7 +205,8 @@ def _json_object(raw: str | None, field: str) -> dict[str, Any]:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KnowledgeError)
     async def knowledge_error(_: Request, exc: KnowledgeError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+        headers = {"Retry-After": str(math.ceil(exc.retry_after_s))} if isinstance(exc, Overloaded) else None
+        return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -220,7 +220,7 @@ class SearchHit(BaseModel):
     scores: StageScores = Field(default_factory=StageScores)
 
 
-RerankStatus = Literal["applied", "not_configured", "disabled", "failed"]
+RerankStatus = Literal["applied", "not_configured", "disabled", "failed", "skipped"]
 
 
 class SearchResponse(BaseModel):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from .cache import CacheUnavailable, cache_key
-from .errors import from_validation_error
+from .errors import DeadlineExceeded, from_validation_error
 from .models import RetrievalSettings, SearchHit, SearchRequest, SearchResponse, StageScores
 from .store import Hit, QueryPlan
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 LIVE_MARGIN = 10
 
 
-async def search(core: KnowledgeCore, req: SearchRequest) -> SearchResponse:
+async def search(core: KnowledgeCore, req: SearchRequest, deadline: float | None = None) -> SearchResponse:
     """Search with the request's profile (or the namespace's default) and its overrides."""
     profile = core.profiles.resolve(req.namespace, req.profile)
     overrides = req.override_fields()
@@ -35,7 +35,13 @@ async def search(core: KnowledgeCore, req: SearchRequest) -> SearchResponse:
     except ValidationError as exc:
         raise from_validation_error(exc) from None
     return await search_with(
-        core, req, settings, profile.name, profile.version, rerank_asked=overrides.get("rerank") is True
+        core,
+        req,
+        settings,
+        profile.name,
+        profile.version,
+        rerank_asked=overrides.get("rerank") is True,
+        deadline=deadline,
     )
 
 
@@ -48,6 +54,7 @@ async def search_with(
     *,
     rerank_asked: bool = False,
     use_cache: bool = True,
+    deadline: float | None = None,
 ) -> SearchResponse:
     """Search with explicit effective settings (evaluation calls this beyond the public limits)."""
     started = time.perf_counter()
@@ -75,9 +82,10 @@ async def search_with(
         resp.timings_ms = {**timings, "total": _ms(started)}
         return resp
 
-    resp = await _search_uncached(core, req, settings, version, timings, degraded)
+    _check_deadline(deadline)
+    resp = await _search_uncached(core, req, settings, version, timings, degraded, deadline)
     resp.profile, resp.profile_version = profile, profile_version
-    if use_cache and "cache" not in degraded:
+    if use_cache and not degraded:  # a degraded answer is not the answer to keep
         t = time.perf_counter()
         await _cache_set(core, key, resp.model_dump_json().encode(), degraded)
         timings["cache"] += _ms(t)
@@ -105,6 +113,7 @@ async def _search_uncached(
     version: int,
     timings: dict[str, float],
     degraded: list[str],
+    deadline: float | None,
 ) -> SearchResponse:
     t = time.perf_counter()
     dense = (await core.run_query_model(core.dense.encode, [req.query]))[0] if s.mode != "sparse" else None
@@ -133,7 +142,12 @@ async def _search_uncached(
     ranks = await _leg_ranks(core, plan) if req.explain else {}
     timings["query"] = _ms(t)
 
+    _check_deadline(deadline)
     rerank_scores: list[float] | None = None
+    if rerank_status == "applied" and hits and deadline is not None:
+        if deadline - time.monotonic() < core.rerank_estimate_s:  # it would overrun: cut the stage
+            rerank_status = "skipped"
+            degraded.append("rerank")
     if rerank_status == "applied" and hits:
         t = time.perf_counter()
         head = hits[: s.rerank_depth]
@@ -144,6 +158,10 @@ async def _search_uncached(
                 [h.payload.get("text", "") for h in head],
             )
             hits = head
+            spent = time.perf_counter() - t
+            core.rerank_estimate_s = (
+                spent if not core.rerank_estimate_s else 0.8 * core.rerank_estimate_s + 0.2 * spent
+            )
         except Exception:
             log.exception("reranker failed; serving fused order")
             rerank_status = "failed"
@@ -180,8 +198,9 @@ def stitch(ranked: list[tuple[SearchHit, int]]) -> list[SearchHit]:
         while (j := _neighbour(kept, i)) is not None:
             (x, xlo, xhi), (y, ylo, yhi) = sorted((kept[i], kept[j]), key=lambda k: k[1])
             best = kept[min(i, j)][0]
-            merged = best.model_copy(update={
-                "text": _join(x.text, y.text), "chunk_id": f"{best.doc_id}#{xlo}-{yhi}"})
+            merged = best.model_copy(
+                update={"text": _join(x.text, y.text), "chunk_id": f"{best.doc_id}#{xlo}-{yhi}"}
+            )
             kept[min(i, j)] = (merged, xlo, yhi)
             del kept[max(i, j)]
             i = min(i, j)
@@ -205,6 +224,11 @@ def _join(first: str, second: str) -> str:
             return first[:at] + second
         at = first.rfind(probe, 0, at)
     return f"{first} {second}"
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceeded("the request's deadline passed before the search finished; allow more time")
 
 
 def _rerank_status(core: KnowledgeCore, s: RetrievalSettings) -> str:

@@ -36,6 +36,7 @@ class RerankStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RERANK_STATUS_NOT_CONFIGURED: _ClassVar[RerankStatus]
     RERANK_STATUS_DISABLED: _ClassVar[RerankStatus]
     RERANK_STATUS_FAILED: _ClassVar[RerankStatus]
+    RERANK_STATUS_SKIPPED: _ClassVar[RerankStatus]
 INGEST_STATUS_UNSPECIFIED: IngestStatus
 INGEST_STATUS_CREATED: IngestStatus
 INGEST_STATUS_UPDATED: IngestStatus
@@ -53,6 +54,7 @@ RERANK_STATUS_APPLIED: RerankStatus
 RERANK_STATUS_NOT_CONFIGURED: RerankStatus
 RERANK_STATUS_DISABLED: RerankStatus
 RERANK_STATUS_FAILED: RerankStatus
+RERANK_STATUS_SKIPPED: RerankStatus
 
 class Document(_message.Message):
     __slots__ = ("id", "text", "title", "metadata")
