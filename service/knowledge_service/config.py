@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     api_keys: str | None = Field(None, description="The same JSON, inline.")
     auth_required: bool = Field(False, description="Refuse to start without keys; check every call.")
     health_public: bool = Field(True, description="/healthz and /readyz answer without a key.")
+    metrics_public: bool = Field(True, description="/metrics answers without a key (else: admin on '*').")
 
     # Limits and backpressure (admission.py).
     max_concurrent_searches: int = Field(32, ge=1, description="Searches in flight per replica.")

@@ -25,6 +25,7 @@ from .config import Settings
 from .encoders import Chunker, DenseEncoder, Reranker, SparseEncoder, model_slug
 from .errors import NotFound
 from .evaluations import EvaluationRequest
+from .metrics import Metrics
 from .models import (
     CountRequest,
     CountResponse,
@@ -77,6 +78,10 @@ class KnowledgeCore:
             "ingest", settings.max_concurrent_ingests, settings.queue_wait_s, settings.retry_after_s
         )
         self.rerank_estimate_s = 0.0  # recent rerank time, to skip the stage when a deadline is near
+        self.metrics = Metrics()
+        for gate in (self.search_gate, self.ingest_gate):
+            self.metrics.in_flight.labels(gate.name).set_function(lambda g=gate: g.active)
+            self.metrics.queued.labels(gate.name).set_function(lambda g=gate: g.waiting)
         self._owns_store = owns_store
         self.chunker = Chunker(dense.tokenizer(), settings.chunk_tokens, settings.chunk_overlap)
         self.models_key = [dense.spec, reranker.spec if reranker else None]
@@ -193,7 +198,9 @@ class KnowledgeCore:
     async def search(self, req: SearchRequest, deadline: float | None = None) -> SearchResponse:
         """Search; ``deadline`` (time.monotonic) cuts stages that would overrun it."""
         async with self.search_gate.enter():
-            return await search_pipeline.search(self, req, deadline)
+            resp = await search_pipeline.search(self, req, deadline)
+        self.metrics.observe_search(resp.timings_ms, resp.cache_hit, resp.degraded)
+        return resp
 
     # ------------------------------------------------------------------ profiles
 
@@ -209,7 +216,12 @@ class KnowledgeCore:
 
     async def ingest(self, req: IngestRequest) -> IngestResponse:
         async with self.ingest_gate.enter():
-            return await ingest_pipeline.ingest(self, req)
+            resp = await ingest_pipeline.ingest(self, req)
+        for r in resp.results:
+            self.metrics.ingested.labels(r.status).inc()
+            if r.status in ("created", "updated"):
+                self.metrics.ingested_chunks.inc(r.chunks)
+        return resp
 
     async def delete(self, req: DeleteRequest) -> DeleteResponse:
         return await ingest_pipeline.delete(self, req)
@@ -251,4 +263,6 @@ class KnowledgeCore:
             await self.cache.ping()
         except CacheUnavailable as exc:
             state["cache"] = f"down: {exc}"
+        for component in ("model", "store", "cache"):
+            self.metrics.up.labels(component).set(1 if state[component] == "ok" else 0)
         return state

@@ -88,23 +88,34 @@ def _guarded(handler: _Handler) -> _Handler:
 
     @functools.wraps(handler)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
         try:
-            namespace = request.namespace if scope == NS else scope
-            self._core.keys.check(authorization(context), role, namespace)
-            return await handler(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except ValidationError as exc:
-            err: KnowledgeError = from_validation_error(exc)
-        except KnowledgeError as exc:
-            err = exc
-        except Exception:
-            log.exception("gRPC %s failed", handler.__name__)
-            err = KnowledgeError("internal error")
-        hint = (
-            (("retry-after-ms", str(int(err.retry_after_s * 1000))),) if isinstance(err, Overloaded) else ()
-        )
-        await context.abort(err.grpc_code, err.message, trailing_metadata=hint)
+            try:
+                namespace = request.namespace if scope == NS else scope
+                self._core.keys.check(authorization(context), role, namespace)
+                return await handler(self, request, context)
+            except grpc.aio.AbortError:
+                code = grpc.StatusCode.UNKNOWN
+                raise
+            except ValidationError as exc:
+                err: KnowledgeError = from_validation_error(exc)
+            except KnowledgeError as exc:
+                err = exc
+            except Exception:
+                log.exception("gRPC %s failed", handler.__name__)
+                err = KnowledgeError("internal error")
+            code = err.grpc_code
+            hint = (
+                (("retry-after-ms", str(int(err.retry_after_s * 1000))),)
+                if isinstance(err, Overloaded)
+                else ()
+            )
+            await context.abort(code, err.message, trailing_metadata=hint)
+        finally:
+            if (metrics := getattr(self._core, "metrics", None)) is not None:
+                metrics.requests.labels("grpc", handler.__name__, code.name).inc()
+                metrics.latency.labels("grpc", handler.__name__).observe(time.perf_counter() - started)
 
     return wrapper  # type: ignore[return-value]
 

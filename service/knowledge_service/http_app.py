@@ -13,10 +13,12 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Header, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field, create_model
 
 from . import limits as L
+from .auth import ALL
 from .config import Settings
 from .core import KnowledgeCore
 from .errors import InvalidArgument, KnowledgeError, Overloaded, PayloadTooLarge, from_validation_error
@@ -70,6 +72,17 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
 
     app = FastAPI(title="knowledge side-car", version="1", lifespan=lifespan)
     _install_error_handlers(app)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics = request.app.state.core.metrics
+        metrics.requests.labels("http", path, str(response.status_code)).inc()
+        metrics.latency.labels("http", path).observe(time.perf_counter() - started)
+        return response
 
     @app.middleware("http")
     async def body_cap(request: Request, call_next: Any) -> Any:
@@ -169,6 +182,15 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
         )
 
     app.include_router(profile_routes())
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus exposition."""
+        core: KnowledgeCore = request.app.state.core
+        if not settings.metrics_public:
+            core.keys.check(request.headers.get("authorization"), "admin", ALL)
+        await core.readiness()  # refreshes the component gauges
+        return Response(core.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, str]:
