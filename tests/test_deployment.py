@@ -27,20 +27,6 @@ DOCKERFILE = REPO / "Dockerfile"
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
 PRODUCTION = DEPLOY / "PRODUCTION.md"
-
-# Settings other engineers are adding (observability, TLS). Until they are fields of Settings, the
-# deployment files may use them; delete each entry once it lands in config.py
-# (test_pending_settings_have_not_landed names the ones to delete). Already landed and removed:
-# KNOWLEDGE_API_KEYS_FILE, _AUTH_REQUIRED, _METRICS_PUBLIC, _MAX_CONCURRENT_SEARCHES/_INGESTS.
-PENDING_SETTINGS = {
-    "KNOWLEDGE_OTEL_ENABLED",
-    "KNOWLEDGE_OTEL_ENDPOINT",
-    "KNOWLEDGE_LOG_LEVEL",
-    "KNOWLEDGE_LOG_FORMAT",
-    "KNOWLEDGE_TLS_CERT_FILE",
-    "KNOWLEDGE_TLS_KEY_FILE",
-}
-# Routes being added in parallel: Prometheus scrapes /metrics (observability).
 CORE_SERVICES = {"qdrant", "redis", "knowledge"}
 OBSERVABILITY_SERVICES = {"otel-collector", "jaeger", "prometheus"}
 SECRET_WORDS = {"KEY", "APIKEY", "SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIALS"}
@@ -57,7 +43,7 @@ def settings_env_names() -> set[str]:
 
 
 def valid_setting(name: str) -> bool:
-    return name in settings_env_names() or name in PENDING_SETTINGS
+    return name in settings_env_names()
 
 
 def collect_paths(routes: list[Any], prefix: str = "") -> set[str]:
@@ -243,11 +229,6 @@ def configmap(k8s: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 # ---- settings bookkeeping ------------------------------------------------------------------------
 
 
-def test_pending_settings_have_not_landed() -> None:
-    landed = PENDING_SETTINGS & settings_env_names()
-    assert not landed, f"now fields of Settings: delete {sorted(landed)} from PENDING_SETTINGS"
-
-
 # ---- docker-compose.yml --------------------------------------------------------------------------
 
 
@@ -295,7 +276,7 @@ def test_stores_publish_no_host_ports(services: dict[str, dict[str, Any]]) -> No
 
 def test_knowledge_environment_names_are_settings(knowledge_env: dict[str, str]) -> None:
     unknown = sorted(k for k in knowledge_env if not (k.startswith("KNOWLEDGE_") and valid_setting(k)))
-    assert not unknown, f"not KNOWLEDGE_* settings (config.py or PENDING_SETTINGS): {unknown}"
+    assert not unknown, f"not KNOWLEDGE_* settings (config.py): {unknown}"
     required = {"KNOWLEDGE_QDRANT_URL", "KNOWLEDGE_QDRANT_API_KEY", "KNOWLEDGE_REDIS_URL"}
     assert required <= knowledge_env.keys(), f"missing {sorted(required - knowledge_env.keys())}"
 
@@ -573,7 +554,7 @@ def test_termination_grace_exceeds_service_grace(
 def test_k8s_environment_names_are_settings(container: dict[str, Any], configmap: dict[str, Any]) -> None:
     names = set(configmap["data"]) | {e["name"] for e in container.get("env", [])}
     unknown = sorted(n for n in names if n.startswith("KNOWLEDGE_") and not valid_setting(n))
-    assert not unknown, f"not settings (config.py or PENDING_SETTINGS): {unknown}"
+    assert not unknown, f"not settings (config.py): {unknown}"
     assert all(n.startswith("KNOWLEDGE_") for n in configmap["data"]), "ConfigMap holds settings only"
     assert {"KNOWLEDGE_QDRANT_URL", "KNOWLEDGE_QDRANT_API_KEY", "KNOWLEDGE_REDIS_URL"} <= names
     assert (

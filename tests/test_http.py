@@ -57,6 +57,8 @@ async def test_file_upload(http: httpx.AsyncClient) -> None:
     r = await http.post("/v1/namespaces/files/files", files=files, data={"metadata": '{"src": "up"}'})
     assert r.status_code == 200, r.text
     assert [x["id"] for x in r.json()["results"]] == ["notes/intro.md", "page.html"]
+    nested = await http.get("/v1/namespaces/files/documents/notes/intro.md")  # ids may contain "/"
+    assert nested.status_code == 200 and nested.json()["title"] == "Intro"
     doc = (await http.get("/v1/namespaces/files/documents/page.html")).json()
     assert doc["title"] == "Page" and "nope" not in doc["text"] and doc["metadata"]["src"] == "up"
     bad = await http.post("/v1/namespaces/files/files",

@@ -32,7 +32,8 @@ class Gate:
         except TimeoutError:
             raise Overloaded(
                 f"too many concurrent {self.name} requests (limit {self.limit}); retry after "
-                f"{self._retry_after:g} s", retry_after_s=self._retry_after,
+                f"{self._retry_after:g} s",
+                retry_after_s=self._retry_after,
             ) from None
         finally:
             self.waiting -= 1

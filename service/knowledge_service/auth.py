@@ -47,17 +47,22 @@ class KeyRing:
 
     def __init__(self, keys: list[ApiKey], *, required: bool) -> None:
         if required and not keys:
-            raise ValueError("KNOWLEDGE_AUTH_REQUIRED is set but no API key is configured "
-                             "(KNOWLEDGE_API_KEYS_FILE or KNOWLEDGE_API_KEYS)")
+            raise ValueError(
+                "KNOWLEDGE_AUTH_REQUIRED is set but no API key is configured "
+                "(KNOWLEDGE_API_KEYS_FILE or KNOWLEDGE_API_KEYS)"
+            )
         self.keys = keys
         self.enabled = bool(keys) or required
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
         keys: list[ApiKey] = []
-        sources = [(str(settings.api_keys_file), Path(settings.api_keys_file).read_text())
-                   if settings.api_keys_file else None,
-                   ("KNOWLEDGE_API_KEYS", settings.api_keys) if settings.api_keys else None]
+        sources = [
+            (str(settings.api_keys_file), Path(settings.api_keys_file).read_text())
+            if settings.api_keys_file
+            else None,
+            ("KNOWLEDGE_API_KEYS", settings.api_keys) if settings.api_keys else None,
+        ]
         for source in filter(None, sources):
             try:
                 keys += TypeAdapter(list[ApiKey]).validate_python(json.loads(source[1]))

@@ -23,8 +23,11 @@ from .store import QueryPlan
 def summarise(samples_ms: list[float]) -> dict[str, float]:
     ordered = sorted(samples_ms)
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    return {"median_ms": round(statistics.median(ordered), 3), "p99_ms": round(p99, 3),
-            "per_s": round(1000 / statistics.fmean(ordered), 1)}
+    return {
+        "median_ms": round(statistics.median(ordered), 3),
+        "p99_ms": round(p99, 3),
+        "per_s": round(1000 / statistics.fmean(ordered), 1),
+    }
 
 
 async def run_bench(settings: Settings, data: BeirDataset, n: int, mode: str) -> dict[str, Any]:
@@ -35,8 +38,7 @@ async def run_bench(settings: Settings, data: BeirDataset, n: int, mode: str) ->
         queries = list(dict.fromkeys(data.queries.values()))[:n]  # distinct: the first pass misses
         reqs = [SearchRequest(namespace=ns, query=q, mode=mode) for q in queries]
         defaults = core.profiles.resolve(ns, None).settings
-        timings: dict[str, list[float]] = {"engine": [], "encode": [], "search_miss": [],
-                                           "search_hit": []}
+        timings: dict[str, list[float]] = {"engine": [], "encode": [], "search_miss": [], "search_hit": []}
         for req in reqs[:10]:  # warm up the model and the engine
             core.dense.encode([req.query])
         plans = []
@@ -45,10 +47,17 @@ async def run_bench(settings: Settings, data: BeirDataset, n: int, mode: str) ->
             dense = core.dense.encode([req.query])[0]
             sparse = core.sparse.query(req.query)
             timings["encode"].append((time.perf_counter() - t) * 1000)
-            plans.append(QueryPlan(namespace=ns, mode=mode, limit=defaults.top_k + 10,
-                                   candidates=defaults.candidates, dense=dense,
-                                   sparse_indices=list(sparse.indices),
-                                   sparse_values=list(sparse.values)))
+            plans.append(
+                QueryPlan(
+                    namespace=ns,
+                    mode=mode,
+                    limit=defaults.top_k + 10,
+                    candidates=defaults.candidates,
+                    dense=dense,
+                    sparse_indices=list(sparse.indices),
+                    sparse_values=list(sparse.values),
+                )
+            )
         for plan in plans:
             t = time.perf_counter()
             core.store.query(plan)
@@ -59,9 +68,14 @@ async def run_bench(settings: Settings, data: BeirDataset, n: int, mode: str) ->
                 resp = await core.search(req)
                 timings[key].append((time.perf_counter() - t) * 1000)
                 assert resp.cache_hit == (key == "search_hit")
-        out: dict[str, Any] = {"dataset": data.name, "mode": mode, "queries": len(reqs),
-                               "store": core.store.backend, "cache": core.cache.name,
-                               "points": await core.run_store(core.store.count, ns, "chunk")}
+        out: dict[str, Any] = {
+            "dataset": data.name,
+            "mode": mode,
+            "queries": len(reqs),
+            "store": core.store.backend,
+            "cache": core.cache.name,
+            "points": await core.run_store(core.store.count, ns, "chunk"),
+        }
         out.update({k: summarise(v) for k, v in timings.items()})
         base = out["engine"]["median_ms"]
         out["miss_over_engine"] = round(out["search_miss"]["median_ms"] / base, 2)

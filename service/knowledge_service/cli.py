@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,7 +48,6 @@ def serve() -> None:
     """Run the service (HTTP and gRPC) with settings from KNOWLEDGE_* variables."""
     from .server import serve as run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(run(Settings()))
 
 

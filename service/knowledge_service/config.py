@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,8 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(None, description="JSON list of hashed keys (a mounted secret).")
     api_keys: str | None = Field(None, description="The same JSON, inline.")
     auth_required: bool = Field(False, description="Refuse to start without keys; check every call.")
+    tls_cert_file: Path | None = Field(None, description="PEM certificate: serve HTTPS and gRPC over TLS.")
+    tls_key_file: Path | None = Field(None, description="PEM private key for tls_cert_file.")
     health_public: bool = Field(True, description="/healthz and /readyz answer without a key.")
     metrics_public: bool = Field(True, description="/metrics answers without a key (else: admin on '*').")
 
@@ -72,6 +75,14 @@ class Settings(BaseSettings):
     max_concurrent_ingests: int = Field(4, ge=1, description="Ingest batches in flight per replica.")
     queue_wait_s: float = Field(0.5, ge=0, description="How long a request waits for a slot before 429.")
     retry_after_s: float = Field(1.0, gt=0, description="The retry-after hint sent with a 429.")
+
+    # Observability.
+    log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$")
+    log_format: Literal["json", "text"] = "json"
+    log_queries: bool = Field(False, description="Put query text in access logs.")
+    otel_enabled: bool = Field(False, description="Export OpenTelemetry traces over OTLP.")
+    otel_endpoint: str = Field("http://127.0.0.1:4317", description="OTLP/gRPC collector endpoint.")
+    otel_service_name: str = "knowledge-sidecar"
 
     # Profiles.
     profile_poll_s: float = Field(1.0, gt=0, description="How often a replica checks for profile changes.")

@@ -41,6 +41,7 @@ from .models import (
 )
 from .profiles import ProfileOut, ProfileRegistry
 from .store import MetaStore, Store, open_meta_store, open_store
+from .tracing import tracer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -198,7 +199,17 @@ class KnowledgeCore:
     async def search(self, req: SearchRequest, deadline: float | None = None) -> SearchResponse:
         """Search; ``deadline`` (time.monotonic) cuts stages that would overrun it."""
         async with self.search_gate.enter():
-            resp = await search_pipeline.search(self, req, deadline)
+            with tracer.start_as_current_span("search", attributes={"namespace": req.namespace}) as span:
+                resp = await search_pipeline.search(self, req, deadline)
+                span.set_attributes(
+                    {
+                        "profile": resp.profile,
+                        "profile.version": resp.profile_version,
+                        "cache.hit": resp.cache_hit,
+                        "results": len(resp.results),
+                        "backend": self.store.backend,
+                    }
+                )
         self.metrics.observe_search(resp.timings_ms, resp.cache_hit, resp.degraded)
         return resp
 
@@ -216,7 +227,10 @@ class KnowledgeCore:
 
     async def ingest(self, req: IngestRequest) -> IngestResponse:
         async with self.ingest_gate.enter():
-            resp = await ingest_pipeline.ingest(self, req)
+            with tracer.start_as_current_span(
+                "ingest", attributes={"namespace": req.namespace, "documents": len(req.documents)}
+            ):
+                resp = await ingest_pipeline.ingest(self, req)
         for r in resp.results:
             self.metrics.ingested.labels(r.status).inc()
             if r.status in ("created", "updated"):

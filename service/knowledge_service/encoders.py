@@ -114,9 +114,7 @@ class Reranker:
     def score(self, query: str, passages: list[str]) -> list[float]:
         if not passages:
             return []
-        scores = self.model.predict(
-            [(query, p) for p in passages], batch_size=32, show_progress_bar=False
-        )
+        scores = self.model.predict([(query, p) for p in passages], batch_size=32, show_progress_bar=False)
         return [float(s) for s in scores]
 
 

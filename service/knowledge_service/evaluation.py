@@ -74,14 +74,10 @@ def load_beir(directory: Path, split: str) -> BeirDataset:
         doc_id: (str(row.get("title") or ""), str(row.get("text") or ""))
         for doc_id, row in _read_jsonl(corpus_path)
     }
-    queries = {
-        qid: str(row.get("text") or "") for qid, row in _read_jsonl(queries_path) if qid in qrels
-    }
+    queries = {qid: str(row.get("text") or "") for qid, row in _read_jsonl(queries_path) if qid in qrels}
     unknown = sorted(set(qrels) - set(queries))
     if unknown:
-        raise InvalidArgument(
-            f"{len(unknown)} judged queries have no text in {queries_path}: {unknown[:5]}"
-        )
+        raise InvalidArgument(f"{len(unknown)} judged queries have no text in {queries_path}: {unknown[:5]}")
     return BeirDataset(directory.name, corpus, queries, qrels, _sha256(corpus_path))
 
 

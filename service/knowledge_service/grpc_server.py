@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,6 +32,7 @@ from . import grpc_convert as convert
 from . import limits
 from .auth import ALL, Role
 from .errors import InvalidArgument, KnowledgeError, Overloaded, from_validation_error
+from .logs import log_request
 from .models import (
     CountRequest,
     DeleteRequest,
@@ -42,6 +44,7 @@ from .models import (
     RollbackRequest,
 )
 from .profiles import validate_name
+from .tracing import grpc_interceptors
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -81,6 +84,10 @@ def authorization(context: grpc.aio.ServicerContext) -> str | None:
     return dict(context.invocation_metadata() or ()).get("authorization")
 
 
+def request_id(context: grpc.aio.ServicerContext) -> str:
+    return dict(context.invocation_metadata() or ()).get("x-request-id") or uuid.uuid4().hex
+
+
 def _guarded(handler: _Handler) -> _Handler:
     """The one error table for gRPC (domain errors keep their code, anything else is INTERNAL),
     after checking the caller's API key for the RPC's role and namespace."""
@@ -113,9 +120,18 @@ def _guarded(handler: _Handler) -> _Handler:
             )
             await context.abort(code, err.message, trailing_metadata=hint)
         finally:
+            elapsed = time.perf_counter() - started
             if (metrics := getattr(self._core, "metrics", None)) is not None:
                 metrics.requests.labels("grpc", handler.__name__, code.name).inc()
-                metrics.latency.labels("grpc", handler.__name__).observe(time.perf_counter() - started)
+                metrics.latency.labels("grpc", handler.__name__).observe(elapsed)
+            log_request(
+                transport="grpc",
+                route=handler.__name__,
+                status=code.name,
+                latency_ms=round(elapsed * 1000, 2),
+                request_id=request_id(context),
+                namespace=getattr(request, "namespace", None) or None,
+            )
 
     return wrapper  # type: ignore[return-value]
 
@@ -275,10 +291,11 @@ def create_server(
     :func:`start_server` so the health service reports SERVING.
     """
     server = grpc.aio.server(
+        interceptors=grpc_interceptors(),
         options=[
             ("grpc.max_receive_message_length", limits.MAX_REQUEST_BYTES),
             ("grpc.max_send_message_length", limits.MAX_REQUEST_BYTES),
-        ]
+        ],
     )
     pb_grpc.add_KnowledgeServiceServicer_to_server(KnowledgeServicer(core), server)
     health_servicer = health.aio.HealthServicer()
@@ -289,7 +306,13 @@ def create_server(
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # IPv6 literal
     address = f"{host}:{settings.grpc_port if port is None else port}"
-    bound = server.add_insecure_port(address)
+    if settings.tls_cert_file and settings.tls_key_file:
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())]
+        )
+        bound = server.add_secure_port(address, credentials)
+    else:
+        bound = server.add_insecure_port(address)
     if not bound:
         raise RuntimeError(f"gRPC server could not bind {address}")
     return server, bound

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from .core import KnowledgeCore
 from .errors import InvalidArgument, KnowledgeError, Overloaded, PayloadTooLarge, from_validation_error
 from .http_auth import allow
 from .http_profiles import profile_routes
+from .logs import log_request
 from .models import (
     CountRequest,
     CountResponse,
@@ -38,6 +40,7 @@ from .models import (
     parse,
 )
 from .parsing import parse_file
+from .tracing import instrument_app
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +74,32 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
                 await app.state.core.close()
 
     app = FastAPI(title="knowledge side-car", version="1", lifespan=lifespan)
+    instrument_app(app)
     _install_error_handlers(app)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Any) -> Any:
+        """Metrics and one access log line per request; echoes or assigns x-request-id."""
         started = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
+        path = getattr(request.scope.get("route"), "path", "unmatched")
+        elapsed = time.perf_counter() - started
         metrics = request.app.state.core.metrics
         metrics.requests.labels("http", path, str(response.status_code)).inc()
-        metrics.latency.labels("http", path).observe(time.perf_counter() - started)
+        metrics.latency.labels("http", path).observe(elapsed)
+        if path not in ("/healthz", "/readyz", "/metrics"):
+            log_request(
+                transport="http",
+                route=path,
+                status=response.status_code,
+                latency_ms=round(elapsed * 1000, 2),
+                request_id=request_id,
+                namespace=request.scope.get("path_params", {}).get("namespace"),
+                profile=getattr(request.state, "profile", None),
+                query=getattr(request.state, "query", None) if settings.log_queries else None,
+            )
+        response.headers["x-request-id"] = request_id
         return response
 
     @app.middleware("http")
@@ -108,7 +126,10 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
         """Hybrid search; results are chunks, best first. Stages that would overrun the deadline are cut."""
         deadline = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
         core = allow(request, "search", namespace)
-        return await core.search(body.model_copy(update={"namespace": namespace}), deadline)
+        request.state.query = body.query
+        resp = await core.search(body.model_copy(update={"namespace": namespace}), deadline)
+        request.state.profile = resp.profile
+        return resp
 
     @app.post("/v1/namespaces/{namespace}/documents", response_model=IngestResponse)
     async def ingest(namespace: NamespacePath, body: IngestBody, request: Request):
@@ -150,14 +171,14 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
             )
         return await core.ingest(parse(IngestRequest, namespace=namespace, documents=docs))
 
-    @app.get("/v1/namespaces/{namespace}/documents/{doc_id}", response_model=DocumentOut)
+    @app.get("/v1/namespaces/{namespace}/documents/{doc_id:path}", response_model=DocumentOut)
     async def get_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request):
         """One document as stored."""
         return await allow(request, "search", namespace).get_document(
             parse(DocumentRef, namespace=namespace, doc_id=doc_id)
         )
 
-    @app.delete("/v1/namespaces/{namespace}/documents/{doc_id}", response_model=DeleteResponse)
+    @app.delete("/v1/namespaces/{namespace}/documents/{doc_id:path}", response_model=DeleteResponse)
     async def delete_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request):
         """Delete one document and its chunks."""
         core = allow(request, "admin", namespace)

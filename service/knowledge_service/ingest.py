@@ -49,8 +49,7 @@ class _Pending:
 
 def content_hash(doc: DocumentIn, index_params: list[object]) -> str:
     """Hash of what a document's points are made from: its content and the indexing settings."""
-    blob = json.dumps([doc.title, doc.text, doc.metadata, index_params], sort_keys=True,
-                      ensure_ascii=False)
+    blob = json.dumps([doc.title, doc.text, doc.metadata, index_params], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -70,7 +69,8 @@ def _validate(
             continue
         if doc.id in seen:
             results[i] = IngestResult(
-                id=doc.id, status="failed",
+                id=doc.id,
+                status="failed",
                 error=f"documents[{i}].id: {doc.id!r} appears earlier in this batch; send it once",
             )
             continue
@@ -123,7 +123,7 @@ def _chunk_and_encode(core: KnowledgeCore, todo: list[_Pending]) -> None:
     vectors = core.dense.encode(passages) if passages else []
     offset = 0
     for p in todo:
-        p.dense = vectors[offset: offset + len(p.chunks)]
+        p.dense = vectors[offset : offset + len(p.chunks)]
         offset += len(p.chunks)
 
 
@@ -145,11 +145,20 @@ async def _write(
         gen = (old_gen or 0) + 1
         generations[p.doc.id] = (old_gen, gen)
         points.extend(_points(ns, p, gen, core))
-        records.append({
-            "kind": "doc", "namespace": ns, "doc_id": p.doc.id, "generation": gen,
-            "content_hash": p.content_hash, "chunks": len(p.chunks), "title": p.doc.title,
-            "text": p.doc.text, "metadata": p.doc.metadata, "updated_at": now,
-        })
+        records.append(
+            {
+                "kind": "doc",
+                "namespace": ns,
+                "doc_id": p.doc.id,
+                "generation": gen,
+                "content_hash": p.content_hash,
+                "chunks": len(p.chunks),
+                "title": p.doc.title,
+                "text": p.doc.text,
+                "metadata": p.doc.metadata,
+                "updated_at": now,
+            }
+        )
         results[p.pos] = IngestResult(
             id=p.doc.id, status="updated" if old else "created", chunks=len(p.chunks)
         )
@@ -157,7 +166,7 @@ async def _write(
         return False
     try:
         for start in range(0, len(points), UPSERT_BATCH):
-            await core.run_store(core.store.upsert_chunks, points[start: start + UPSERT_BATCH])
+            await core.run_store(core.store.upsert_chunks, points[start : start + UPSERT_BATCH])
     except Exception:
         # The records still name the old generations, so nothing written here is visible.
         for doc_id, (old_gen, _) in generations.items():
@@ -178,17 +187,25 @@ def _points(ns: str, p: _Pending, gen: int, core: KnowledgeCore) -> list[ChunkPo
     assert p.dense is not None
     for i, (chunk, vector) in enumerate(zip(p.chunks, p.dense, strict=True)):
         sparse = core.sparse.document(passage_text(p.doc.title, chunk))
-        out.append(ChunkPoint(
-            id=chunk_point_id(ns, p.doc.id, gen, i),
-            dense=vector,
-            sparse_indices=list(sparse.indices),
-            sparse_values=list(sparse.values),
-            payload={
-                "kind": "chunk", "namespace": ns, "doc_id": p.doc.id, "generation": gen,
-                "chunk_id": f"{p.doc.id}#{i}", "chunk_index": i, "text": chunk,
-                "title": p.doc.title, "metadata": p.doc.metadata,
-            },
-        ))
+        out.append(
+            ChunkPoint(
+                id=chunk_point_id(ns, p.doc.id, gen, i),
+                dense=vector,
+                sparse_indices=list(sparse.indices),
+                sparse_values=list(sparse.values),
+                payload={
+                    "kind": "chunk",
+                    "namespace": ns,
+                    "doc_id": p.doc.id,
+                    "generation": gen,
+                    "chunk_id": f"{p.doc.id}#{i}",
+                    "chunk_index": i,
+                    "text": chunk,
+                    "title": p.doc.title,
+                    "metadata": p.doc.metadata,
+                },
+            )
+        )
     return out
 
 
@@ -200,9 +217,7 @@ async def delete(core: KnowledgeCore, req: DeleteRequest) -> DeleteResponse:
         await _delete_docs(core, ns, found)
         if req.filter:
             while True:  # page through matches; each pass deletes what it found
-                batch = await core.run_store(
-                    core.store.find_doc_ids, ns, req.filter, MAX_BATCH_DOCS
-                )
+                batch = await core.run_store(core.store.find_doc_ids, ns, req.filter, MAX_BATCH_DOCS)
                 batch = [d for d in batch if d not in found]
                 if not batch:
                     break

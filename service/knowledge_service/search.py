@@ -5,9 +5,11 @@ pack -> cache.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -15,6 +17,7 @@ from .cache import CacheUnavailable, cache_key
 from .errors import DeadlineExceeded, from_validation_error
 from .models import RetrievalSettings, SearchHit, SearchRequest, SearchResponse, StageScores
 from .store import Hit, QueryPlan
+from .tracing import tracer
 
 if TYPE_CHECKING:
     from .core import KnowledgeCore
@@ -73,9 +76,9 @@ async def search_with(
         models=core.models_key,
     )
 
-    t = time.perf_counter()
-    cached = await _cache_get(core, key, degraded) if use_cache else None
-    timings["cache"] = _ms(t)
+    with _stage("cache", timings) as span:
+        cached = await _cache_get(core, key, degraded) if use_cache else None
+        span.set_attribute("cache.hit", cached is not None)
     if cached is not None:
         resp = SearchResponse.model_validate_json(cached)
         resp.cache_hit, resp.degraded = True, degraded
@@ -115,10 +118,11 @@ async def _search_uncached(
     degraded: list[str],
     deadline: float | None,
 ) -> SearchResponse:
-    t = time.perf_counter()
-    dense = (await core.run_query_model(core.dense.encode, [req.query]))[0] if s.mode != "sparse" else None
-    sparse = core.sparse.query(req.query) if s.mode != "dense" else None
-    timings["encode"] = _ms(t)
+    with _stage("encode", timings, mode=s.mode):
+        dense = (
+            (await core.run_query_model(core.dense.encode, [req.query]))[0] if s.mode != "sparse" else None
+        )
+        sparse = core.sparse.query(req.query) if s.mode != "dense" else None
 
     rerank_status = _rerank_status(core, s)
     wanted = s.top_k * (3 if s.stitch else 1) + LIVE_MARGIN
@@ -137,10 +141,13 @@ async def _search_uncached(
         weights=s.fusion.weights,
         filter=req.filter,
     )
-    t = time.perf_counter()
-    hits = await live_hits(core, req.namespace, await core.run_store(core.store.query, plan))
-    ranks = await _leg_ranks(core, plan) if req.explain else {}
-    timings["query"] = _ms(t)
+    with _stage(
+        "query", timings, backend=core.store.backend, candidates=s.candidates, limit=plan.limit
+    ) as span:
+        found = await core.run_store(core.store.query, plan)
+        hits = await live_hits(core, req.namespace, found)
+        ranks = await _leg_ranks(core, plan) if req.explain else {}
+        span.set_attributes({"hits": len(found), "hits.live": len(hits)})
 
     _check_deadline(deadline)
     rerank_scores: list[float] | None = None
@@ -149,24 +156,24 @@ async def _search_uncached(
             rerank_status = "skipped"
             degraded.append("rerank")
     if rerank_status == "applied" and hits:
-        t = time.perf_counter()
-        head = hits[: s.rerank_depth]
-        try:
-            rerank_scores = await core.run_query_model(
-                core.reranker.score,  # type: ignore[union-attr]
-                req.query,
-                [h.payload.get("text", "") for h in head],
-            )
-            hits = head
-            spent = time.perf_counter() - t
-            core.rerank_estimate_s = (
-                spent if not core.rerank_estimate_s else 0.8 * core.rerank_estimate_s + 0.2 * spent
-            )
-        except Exception:
-            log.exception("reranker failed; serving fused order")
-            rerank_status = "failed"
-            degraded.append("rerank")
-        timings["rerank"] = _ms(t)
+        with _stage("rerank", timings, candidates=min(len(hits), s.rerank_depth)):
+            t = time.perf_counter()
+            head = hits[: s.rerank_depth]
+            try:
+                rerank_scores = await core.run_query_model(
+                    core.reranker.score,  # type: ignore[union-attr]
+                    req.query,
+                    [h.payload.get("text", "") for h in head],
+                )
+                hits = head
+                spent = time.perf_counter() - t
+                core.rerank_estimate_s = (
+                    spent if not core.rerank_estimate_s else 0.8 * core.rerank_estimate_s + 0.2 * spent
+                )
+            except Exception:
+                log.exception("reranker failed; serving fused order")
+                rerank_status = "failed"
+                degraded.append("rerank")
 
     results = [_hit(h, i, ranks, rerank_scores) for i, h in enumerate(hits)]
     if rerank_scores is not None:
@@ -224,6 +231,17 @@ def _join(first: str, second: str) -> str:
             return first[:at] + second
         at = first.rfind(probe, 0, at)
     return f"{first} {second}"
+
+
+@contextlib.contextmanager
+def _stage(name: str, timings: dict[str, float], **attributes: Any) -> Iterator[Any]:
+    """Time one stage into ``timings`` and trace it as a span ``search.<name>``."""
+    started = time.perf_counter()
+    with tracer.start_as_current_span(f"search.{name}", attributes=attributes) as span:
+        try:
+            yield span
+        finally:
+            timings[name] = timings.get(name, 0.0) + _ms(started)
 
 
 def _check_deadline(deadline: float | None) -> None:
