@@ -20,13 +20,25 @@ T = TypeVar("T")
 
 NS = "client-test"
 DOCS = [
-    {"id": "oncall", "title": "On-call", "metadata": {"team": "search", "year": 2026},
-     "text": "Page the search team when p99 latency is over 200 ms. The pager rotates weekly. "
-             "Escalate to the platform team after thirty minutes."},
-    {"id": "qdrant", "title": "Qdrant", "metadata": {"team": "storage", "year": 2020},
-     "text": "Qdrant is a vector database written in Rust for similarity search."},
-    {"id": "bread", "title": "Sourdough", "metadata": {"team": "kitchen", "year": 2021},
-     "text": "Sourdough bread needs flour, water, salt and a lively starter."},
+    {
+        "id": "oncall",
+        "title": "On-call",
+        "metadata": {"team": "search", "year": 2026},
+        "text": "Page the search team when p99 latency is over 200 ms. The pager rotates weekly. "
+        "Escalate to the platform team after thirty minutes.",
+    },
+    {
+        "id": "qdrant",
+        "title": "Qdrant",
+        "metadata": {"team": "storage", "year": 2020},
+        "text": "Qdrant is a vector database written in Rust for similarity search.",
+    },
+    {
+        "id": "bread",
+        "title": "Sourdough",
+        "metadata": {"team": "kitchen", "year": 2021},
+        "text": "Sourdough bread needs flour, water, salt and a lively starter.",
+    },
 ]
 
 
@@ -67,9 +79,14 @@ async def serve_grpc(core: Any, settings: Settings, port: int = 0) -> AsyncItera
 @asynccontextmanager
 async def serve_http(core: Any, settings: Settings, port: int) -> AsyncIterator[str]:
     """The real HTTP front door over ``core`` on ``port`` (uvicorn, as the root ``http_url``)."""
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings, core), host="127.0.0.1", port=port, log_level="warning",
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, core),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -15,8 +15,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY_MODULES = ["torch", "qdrant_client", "qdrant_edge", "sentence_transformers", "crewai"]
-HEAVY_DISTRIBUTIONS = ["torch", "qdrant-client", "qdrant-edge-py", "sentence-transformers", "crewai",
-                       "transformers"]
+HEAVY_DISTRIBUTIONS = [
+    "torch",
+    "qdrant-client",
+    "qdrant-edge-py",
+    "sentence-transformers",
+    "crewai",
+    "transformers",
+]
 
 PROBE = f"""
 import importlib.metadata as md, importlib.util, json, sys
@@ -48,8 +54,9 @@ def _env() -> dict[str, str]:
 
 def test_client_installs_and_imports_without_heavy_dependencies(tmp_path: Path):
     source = tmp_path / "client"
-    shutil.copytree(REPO / "client", source,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "dist"))
+    shutil.copytree(
+        REPO / "client", source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "dist")
+    )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
@@ -57,17 +64,23 @@ def test_client_installs_and_imports_without_heavy_dependencies(tmp_path: Path):
 
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", str(source)],
-        env=_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
     assert install.returncode == 0, install.stdout + install.stderr
 
-    probe = subprocess.run([str(python), "-c", PROBE], env=_env(), capture_output=True, text=True,
-                           timeout=120, cwd=tmp_path)
+    probe = subprocess.run(
+        [str(python), "-c", PROBE], env=_env(), capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert probe.returncode == 0, probe.stderr
     found = json.loads(probe.stdout.strip().splitlines()[-1])
     assert found["prefix"] == str(venv) and found["client"].startswith(str(venv))
     assert found["loaded"] == [] and found["findable"] == []
     assert not set(HEAVY_DISTRIBUTIONS) & set(found["installed"]), found["installed"]
     assert {"knowledge-client", "grpcio", "protobuf", "httpx", "pydantic", "tenacity"} <= set(
-        found["installed"])
+        found["installed"]
+    )
     assert 'pip install "knowledge-client[crewai]"' in (found["tool_error"] or "")

@@ -12,11 +12,39 @@ import knowledge_client as kc
 from knowledge_client._exceptions import from_grpc, from_http, parse_retry_after
 
 PUBLIC = [
-    "AsyncGrpcTransport", "AsyncHttpTransport", "AsyncKnowledgeClient", "AsyncTransport",
-    "CountResponse", "DeadlineExceeded", "DeleteResponse", "Document", "Fusion", "GrpcTransport",
-    "HttpTransport", "IngestResponse", "IngestResult", "InvalidRequest", "KnowledgeClient",
-    "KnowledgeError", "NotFound", "Overloaded", "RetryPolicy", "SearchHit", "SearchResponse",
-    "StageScores", "StoredDocument", "Transport", "Unauthorized", "Unavailable", "__version__",
+    "AsyncGrpcTransport",
+    "AsyncHttpTransport",
+    "AsyncKnowledgeClient",
+    "AsyncTransport",
+    "Conflict",
+    "CountResponse",
+    "DeadlineExceeded",
+    "DeleteResponse",
+    "Document",
+    "Fusion",
+    "GrpcTransport",
+    "HttpTransport",
+    "IngestResponse",
+    "IngestResult",
+    "InvalidRequest",
+    "KnowledgeClient",
+    "KnowledgeError",
+    "NamespaceSettings",
+    "NotFound",
+    "Overloaded",
+    "PreconditionFailed",
+    "Profile",
+    "RequireEval",
+    "RetrievalSettings",
+    "RetryPolicy",
+    "SearchHit",
+    "SearchResponse",
+    "StageScores",
+    "StoredDocument",
+    "Transport",
+    "Unauthorized",
+    "Unavailable",
+    "__version__",
 ]
 
 
@@ -24,8 +52,16 @@ def test_public_api_is_pinned():
     assert sorted(kc.__all__) == sorted(PUBLIC)
     for name in PUBLIC:
         assert getattr(kc, name) is not None
-    errors = [kc.InvalidRequest, kc.Unauthorized, kc.NotFound, kc.Overloaded, kc.Unavailable,
-              kc.DeadlineExceeded]
+    errors = [
+        kc.InvalidRequest,
+        kc.Unauthorized,
+        kc.NotFound,
+        kc.Conflict,
+        kc.PreconditionFailed,
+        kc.Overloaded,
+        kc.Unavailable,
+        kc.DeadlineExceeded,
+    ]
     assert all(issubclass(e, kc.KnowledgeError) for e in errors)
     assert isinstance(kc.GrpcTransport("127.0.0.1:1"), kc.Transport)
     assert isinstance(kc.AsyncHttpTransport("127.0.0.1:1"), kc.AsyncTransport)
@@ -38,6 +74,8 @@ def test_public_api_is_pinned():
         (grpc.StatusCode.UNAUTHENTICATED, kc.Unauthorized),
         (grpc.StatusCode.PERMISSION_DENIED, kc.Unauthorized),
         (grpc.StatusCode.NOT_FOUND, kc.NotFound),
+        (grpc.StatusCode.ABORTED, kc.Conflict),
+        (grpc.StatusCode.FAILED_PRECONDITION, kc.PreconditionFailed),
         (grpc.StatusCode.RESOURCE_EXHAUSTED, kc.Overloaded),
         (grpc.StatusCode.UNAVAILABLE, kc.Unavailable),
         (grpc.StatusCode.DEADLINE_EXCEEDED, kc.DeadlineExceeded),
@@ -52,10 +90,16 @@ def test_grpc_status_table(code: grpc.StatusCode, cls: type[kc.KnowledgeError]):
 @pytest.mark.parametrize(
     ("status", "cls", "name"),
     [
-        (400, kc.InvalidRequest, "INVALID_ARGUMENT"), (413, kc.InvalidRequest, "INVALID_ARGUMENT"),
-        (401, kc.Unauthorized, "UNAUTHENTICATED"), (403, kc.Unauthorized, "PERMISSION_DENIED"),
-        (404, kc.NotFound, "NOT_FOUND"), (429, kc.Overloaded, "RESOURCE_EXHAUSTED"),
-        (503, kc.Unavailable, "UNAVAILABLE"), (500, kc.KnowledgeError, "INTERNAL"),
+        (400, kc.InvalidRequest, "INVALID_ARGUMENT"),
+        (413, kc.InvalidRequest, "INVALID_ARGUMENT"),
+        (401, kc.Unauthorized, "UNAUTHENTICATED"),
+        (403, kc.Unauthorized, "PERMISSION_DENIED"),
+        (404, kc.NotFound, "NOT_FOUND"),
+        (409, kc.Conflict, "ABORTED"),
+        (412, kc.PreconditionFailed, "FAILED_PRECONDITION"),
+        (429, kc.Overloaded, "RESOURCE_EXHAUSTED"),
+        (503, kc.Unavailable, "UNAVAILABLE"),
+        (500, kc.KnowledgeError, "INTERNAL"),
     ],
 )
 def test_http_status_table(status: int, cls: type[kc.KnowledgeError], name: str):
@@ -64,7 +108,11 @@ def test_http_status_table(status: int, cls: type[kc.KnowledgeError], name: str)
     body = {"error": {"code": "INVALID_ARGUMENT", "message": "top_k: at most 100", "field": "top_k"}}
     err = from_http(422, body)
     assert (err.status, err.detail, err.field, err.retry_after) == (
-        "INVALID_ARGUMENT", "top_k: at most 100", "top_k", None)
+        "INVALID_ARGUMENT",
+        "top_k: at most 100",
+        "top_k",
+        None,
+    )
 
 
 def test_retry_after_forms():
@@ -89,8 +137,9 @@ def _mock_client(*answers: httpx.Response) -> tuple[kc.KnowledgeClient, list[htt
 
 
 def test_overloaded_waits_for_the_retry_after_hint():
-    busy = httpx.Response(429, headers={"retry-after": "0.3"},
-                          json={"error": {"code": "RESOURCE_EXHAUSTED", "message": "busy"}})
+    busy = httpx.Response(
+        429, headers={"retry-after": "0.3"}, json={"error": {"code": "RESOURCE_EXHAUSTED", "message": "busy"}}
+    )
     client, seen = _mock_client(busy, httpx.Response(200, json={"results": []}))
     started = time.monotonic()
     assert client.search("ns", "q").results == []
@@ -108,18 +157,27 @@ def test_a_hint_beyond_the_deadline_fails_now():
     assert err.value.retry_after == 30 and time.monotonic() - started < 0.5 and len(seen) == 1
 
 
-@pytest.mark.parametrize("status", [401, 403, 404, 422, 500])
+@pytest.mark.parametrize("status", [401, 403, 404, 409, 412, 422, 500])
 def test_permanent_failures_are_not_retried(status: int):
-    client, seen = _mock_client(httpx.Response(status, json={"error": {"message": "no"}}),
-                                httpx.Response(200, json={"results": []}))
+    client, seen = _mock_client(
+        httpx.Response(status, json={"error": {"message": "no"}}), httpx.Response(200, json={"results": []})
+    )
     with pytest.raises(kc.KnowledgeError):
         client.search("ns", "q")
     assert len(seen) == 1
 
 
-def test_writes_that_cannot_be_replayed_are_not_retried():
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.ingest_stream("ns", [[{"id": "a", "text": "t"}]]),
+        lambda c: c.put_profile("p", {"top_k": 3}),
+        lambda c: c.rollback_profile("p", 1),
+    ],
+)
+def test_writes_that_cannot_be_replayed_are_not_retried(call: object):
     down = httpx.Response(503, json={"error": {"message": "down"}})
     client, seen = _mock_client(down, httpx.Response(200, json={"results": [], "index_version": 1}))
     with pytest.raises(kc.Unavailable):
-        client.ingest_stream("ns", [[{"id": "a", "text": "t"}]])
+        call(client)  # type: ignore[operator]
     assert len(seen) == 1

@@ -14,8 +14,12 @@ from knowledge_service.grpc_server import KnowledgeServicer
 from .client_support import NS, Service, blocking
 
 NEW = [
-    kc.Document(id="bm25", title="BM25", text="BM25 ranks documents by term frequency.",
-                metadata={"team": "search", "year": 1994, "tags": ["ir", "ranking"]}),
+    kc.Document(
+        id="bm25",
+        title="BM25",
+        text="BM25 ranks documents by term frequency.",
+        metadata={"team": "search", "year": 1994, "tags": ["ir", "ranking"]},
+    ),
     {"id": "blank", "text": "   "},
 ]
 
@@ -42,8 +46,14 @@ def _round_trip(client: kc.KnowledgeClient) -> None:
     assert again.cache_hit and [h.chunk_id for h in again.results] == [h.chunk_id for h in found.results]
 
     explained = client.search(
-        NS, "term frequency ranking", top_k=3, candidates=20, mode="hybrid", explain=True,
-        filter={"field": "year", "range": {"lt": 2000}}, fusion=kc.Fusion(k=10, weights=[1, 0.5]),
+        NS,
+        "term frequency ranking",
+        top_k=3,
+        candidates=20,
+        mode="hybrid",
+        explain=True,
+        filter={"field": "year", "range": {"lt": 2000}},
+        fusion=kc.Fusion(k=10, weights=[1, 0.5]),
     )
     assert [h.doc_id for h in explained.results] == ["bm25"]
     assert explained.results[0].scores.dense_rank == 1 and explained.results[0].scores.fused
@@ -62,8 +72,10 @@ def _round_trip(client: kc.KnowledgeClient) -> None:
         client.get(NS, "bm25")
     assert err.value.status == "NOT_FOUND"
 
-    batches = ([{"id": f"s{b}-{i}", "text": f"Streamed note {b}.{i} about tides."} for i in range(3)]
-               for b in range(2))
+    batches = (
+        [{"id": f"s{b}-{i}", "text": f"Streamed note {b}.{i} about tides."} for i in range(3)]
+        for b in range(2)
+    )
     streamed = client.ingest_stream("streamed", batches)
     assert [r.status for r in streamed.results] == ["created"] * 6
     assert client.count("streamed").documents == 6
@@ -100,11 +112,16 @@ async def test_filters_and_ids_survive_both_transports(service: Service):
     answers = []
     for transport in ("grpc", "http"):
         async with kc.AsyncKnowledgeClient(service.target(transport), transport=transport) as client:
-            flt = {"or": [{"field": "team", "any": ["storage", "kitchen"]}, {"not": {"field": "year",
-                                                                               "range": {"gte": 2000}}}]}
+            flt = {
+                "or": [
+                    {"field": "team", "any": ["storage", "kitchen"]},
+                    {"not": {"field": "year", "range": {"gte": 2000}}},
+                ]
+            }
             resp = await client.search(NS, "database", filter=flt, explain=True)
-            answers.append([(h.doc_id, h.chunk_id, h.text, h.title, h.metadata, round(h.score, 9))
-                            for h in resp.results])
+            answers.append(
+                [(h.doc_id, h.chunk_id, h.text, h.title, h.metadata, round(h.score, 9)) for h in resp.results]
+            )
     assert answers[0] == answers[1] and {a[0] for a in answers[0]} == {"qdrant", "bread"}
 
 

@@ -33,7 +33,13 @@ BAD_CALLS = [
     (lambda c: c.search("a b", "pager"), "namespace"),
     (lambda c: c.search(NS, "pager", filter={"field": "year", "gt": 1}), "filter"),
     (lambda c: c.search(NS, "pager", mode="fuzzy"), "mode"),
-    (lambda c: c.search(NS, "pager", profile="precise"), "profile"),
+    (lambda c: c.search(NS, "pager", overrides={"top_k": 0}), "top_k"),
+    (lambda c: c.search(NS, "pager", overrides={"colour": "red"}), "colour"),
+    (lambda c: c.search(NS, "pager", fusion={"method": "magic"}), "fusion"),
+    (lambda c: c.put_profile("a b", {"top_k": 3}), "name"),
+    (lambda c: c.put_profile("p", {"top_k": 1000}), "top_k"),
+    (lambda c: c.put_profile("p", require_eval={"dataset": "x"}), "require_eval"),
+    (lambda c: c.set_namespace_settings(NS, "a b"), "default_profile"),
     (lambda c: c.ingest(NS, []), "documents"),
     (lambda c: c.delete(NS), "ids"),
     (lambda c: c.get(NS, ""), "doc_id"),
@@ -56,11 +62,15 @@ async def test_bad_input_is_invalid_request_and_never_retried(
     client.close()
 
 
-async def test_unknown_document_is_not_found(service: Service, transport: str):
+async def test_unknown_document_or_profile_is_not_found(service: Service, transport: str):
     async with kc.AsyncKnowledgeClient(service.target(transport), transport=transport) as client:
         with pytest.raises(kc.NotFound) as err:
             await client.get(NS, "nope")
-    assert err.value.status == "NOT_FOUND" and "nope" in err.value.detail
+        assert err.value.status == "NOT_FOUND" and "nope" in err.value.detail
+        for call in (client.get_profile("nope"), client.search(NS, "pager", profile="nope")):
+            with pytest.raises(kc.NotFound) as err:
+                await call
+            assert "'nope' does not exist" in err.value.detail
 
 
 async def test_nothing_listening_is_unavailable_after_bounded_retries(
@@ -132,15 +142,16 @@ class _OverloadedOnce:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._core, name)
 
-    async def search(self, req: Any) -> Any:
+    async def search(self, req: Any, *args: Any, **kwargs: Any) -> Any:
         self.searches += 1
         if self.searches == 1:
             raise Overloaded("too many searches in flight; retry")
-        return await self._core.search(req)
+        return await self._core.search(req, *args, **kwargs)
 
 
-async def test_overloaded_is_retried(service: Service, settings: Any, transport: str,
-                                     caplog: pytest.LogCaptureFixture):
+async def test_overloaded_is_retried(
+    service: Service, settings: Any, transport: str, caplog: pytest.LogCaptureFixture
+):
     flaky = _OverloadedOnce(service.core)
     async with serve(transport, flaky, settings, free_port()) as target:
         client = kc.KnowledgeClient(target, transport=transport, backoff=0.05)
@@ -151,8 +162,11 @@ async def test_overloaded_is_retried(service: Service, settings: Any, transport:
 
 
 async def test_one_client_serves_many_threads(service: Service, transport: str):
-    expected = {"who do I page when search is slow?": "oncall", "vector database in Rust": "qdrant",
-                "sourdough starter and flour": "bread"}
+    expected = {
+        "who do I page when search is slow?": "oncall",
+        "vector database in Rust": "qdrant",
+        "sourdough starter and flour": "bread",
+    }
     client = kc.KnowledgeClient(service.target(transport), transport=transport)
 
     def hammer() -> list[tuple[str, str]]:

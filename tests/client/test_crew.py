@@ -11,6 +11,7 @@ from crewai.llms.base_llm import BaseLLM
 from crewai.tools import BaseTool
 from pydantic import Field
 
+from knowledge_client import KnowledgeClient
 from knowledge_client.crewai import KnowledgeSearchTool
 
 from .client_support import NS, Service, blocking, free_port
@@ -29,9 +30,16 @@ class ScriptedLLM(BaseLLM):
     replies: list[Any] = Field(default_factory=list)
     seen: list[list[dict[str, Any]]] = Field(default_factory=list)
 
-    def call(self, messages: Any, tools: Any = None, callbacks: Any = None,
-             available_functions: Any = None, from_task: Any = None, from_agent: Any = None,
-             response_model: Any = None) -> Any:
+    def call(
+        self,
+        messages: Any,
+        tools: Any = None,
+        callbacks: Any = None,
+        available_functions: Any = None,
+        from_task: Any = None,
+        from_agent: Any = None,
+        response_model: Any = None,
+    ) -> Any:
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         self.seen.append([dict(m) for m in messages])
@@ -50,8 +58,11 @@ class ScriptedLLM(BaseLLM):
 
 
 def _native_script(arguments: dict[str, Any]) -> list[Any]:
-    call = {"id": "call_1", "type": "function",
-            "function": {"name": "knowledge_search", "arguments": json.dumps(arguments)}}
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "knowledge_search", "arguments": json.dumps(arguments)},
+    }
     return [[call], "Page the search team [1]."]
 
 
@@ -64,11 +75,17 @@ def _react_script(arguments: dict[str, Any]) -> list[Any]:
 
 
 def _crew(llm: ScriptedLLM, tool: KnowledgeSearchTool) -> Crew:
-    agent = Agent(role="On-call assistant", goal="Answer on-call questions from the handbook",
-                  backstory="You cite the handbook.", llm=llm, tools=[tool], allow_delegation=False,
-                  max_iter=3, verbose=False)
-    task = Task(description=QUESTION, expected_output="An answer that cites passages as [n].",
-                agent=agent)
+    agent = Agent(
+        role="On-call assistant",
+        goal="Answer on-call questions from the handbook",
+        backstory="You cite the handbook.",
+        llm=llm,
+        tools=[tool],
+        allow_delegation=False,
+        max_iter=3,
+        verbose=False,
+    )
+    task = Task(description=QUESTION, expected_output="An answer that cites passages as [n].", agent=agent)
     return Crew(agents=[agent], tasks=[task], verbose=False)
 
 
@@ -78,9 +95,9 @@ def searches(service: Service, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     seen: list[Any] = []
     real = service.core.search
 
-    async def recording(req: Any) -> Any:
+    async def recording(req: Any, *args: Any, **kwargs: Any) -> Any:
         seen.append(req)
-        return await real(req)
+        return await real(req, *args, **kwargs)
 
     monkeypatch.setattr(service.core, "search", recording)
     return seen
@@ -97,16 +114,19 @@ def _tool_output(llm: ScriptedLLM) -> str:
 
 
 @pytest.mark.parametrize("mode", ["native", "react"])
-async def test_crew_calls_knowledge_search(service: Service, searches: list[Any], transport: str,
-                                           mode: str):
+async def test_crew_calls_knowledge_search(service: Service, searches: list[Any], transport: str, mode: str):
     args = {"query": QUESTION, "top_k": 2, "filter": [{"field": "team", "eq": "search"}]}
-    llm = ScriptedLLM(model="scripted", native=mode == "native",
-                      replies=_native_script(args) if mode == "native" else _react_script(args))
+    llm = ScriptedLLM(
+        model="scripted",
+        native=mode == "native",
+        replies=_native_script(args) if mode == "native" else _react_script(args),
+    )
     tool = KnowledgeSearchTool(target=service.target(transport), transport=transport, namespace=NS)
     result = await blocking(_crew(llm, tool).kickoff)
 
     assert [(r.namespace, r.query, r.top_k, r.filter) for r in searches] == [
-        (NS, QUESTION, 2, {"field": "team", "eq": "search"})]
+        (NS, QUESTION, 2, {"field": "team", "eq": "search"})
+    ]
     if mode == "native":
         tool_messages = [m for m in llm.seen[1] if m.get("role") == "tool"]
         assert [m.get("tool_call_id") for m in tool_messages] == ["call_1"]
@@ -153,21 +173,49 @@ async def test_tool_runs_directly_and_async(service: Service):
     tool.close()
 
 
+async def test_tool_searches_with_its_profile(service: Service, searches: list[Any]):
+    client = KnowledgeClient(service.grpc)
+    await blocking(client.put_profile, "brief", {"top_k": 1})
+    tool = KnowledgeSearchTool(target=service.grpc, namespace=NS, profile="brief")
+    text = await blocking(tool._run, QUESTION)
+    assert "[1]" in text and "[2]" not in text and PASSAGE in text
+    assert [(r.profile, r.top_k) for r in searches] == [("brief", None)]
+    unknown = KnowledgeSearchTool(target=service.grpc, namespace=NS, profile="nope")
+    text = await blocking(unknown._run, QUESTION)
+    assert text.startswith("knowledge_search failed: not found (profile 'nope' does not exist")
+    for closable in (client, tool, unknown):
+        closable.close()
+
+
 def test_tool_surface_and_defaults():
     import knowledge_client.crewai as tool_module
 
-    assert tool_module.__all__ == ["KnowledgeSearchInput", "KnowledgeSearchTool", "MetadataCondition",
-                                   "ValueRange"]
+    assert tool_module.__all__ == [
+        "KnowledgeSearchInput",
+        "KnowledgeSearchTool",
+        "MetadataCondition",
+        "ValueRange",
+    ]
     tool = KnowledgeSearchTool(namespace="handbook")
     assert isinstance(tool, BaseTool) and tool.name == "knowledge_search"
     assert "'handbook' knowledge base" in tool.description
-    settings = {k: getattr(tool, k) for k in ("target", "transport", "profile", "api_key", "timeout",
-                                              "retries", "top_k", "max_chars")}
-    assert settings == {"target": "127.0.0.1:50051", "transport": "grpc", "profile": None,
-                        "api_key": None, "timeout": 10.0, "retries": 2, "top_k": 5, "max_chars": 4000}
+    settings = {
+        k: getattr(tool, k)
+        for k in ("target", "transport", "profile", "api_key", "timeout", "retries", "top_k", "max_chars")
+    }
+    assert settings == {
+        "target": "127.0.0.1:50051",
+        "transport": "grpc",
+        "profile": None,
+        "api_key": None,
+        "timeout": 10.0,
+        "retries": 2,
+        "top_k": None,
+        "max_chars": 4000,
+    }
     assert set(tool.args_schema.model_fields) == {"query", "top_k", "filter"}
-    with pytest.raises(ValueError, match="profile: retrieval profiles are not supported"):
-        KnowledgeSearchTool(namespace="handbook", profile="precise")
+    with pytest.raises(ValueError):
+        KnowledgeSearchTool(namespace="handbook", max_chars=10)
     with pytest.raises(ValueError):
         KnowledgeSearchTool()  # type: ignore[call-arg]  # namespace is required
     secret = KnowledgeSearchTool(namespace="handbook", api_key="s3cret", transport="http")

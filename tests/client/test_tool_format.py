@@ -16,10 +16,12 @@ LONG = " ".join(f"Sentence number {i} says something useful about tides." for i 
 
 
 def test_passages_are_numbered_with_their_sources():
-    text = format_passages("tides", "ocean", [_hit(1, "High tide at six."), _hit(2, "Low.", None)],
-                           max_chars=4000)
-    assert text.splitlines()[0] == ('Passages from "ocean" for "tides", best first. Cite a passage '
-                                    "by its number, e.g. [1].")
+    text = format_passages(
+        "tides", "ocean", [_hit(1, "High tide at six."), _hit(2, "Low.", None)], max_chars=4000
+    )
+    assert text.splitlines()[0] == (
+        'Passages from "ocean" for "tides", best first. Cite a passage by its number, e.g. [1].'
+    )
     assert '[1] "Title" (doc: d1, chunk: d1#0)\nHigh tide at six.' in text
     assert "[2] (doc: d2, chunk: d2#0)\nLow." in text
     assert "did not fit" not in text
@@ -27,7 +29,8 @@ def test_passages_are_numbered_with_their_sources():
 
 def test_nothing_found_says_so():
     assert format_passages("x", "ocean", [], max_chars=500).startswith(
-        'No relevant passages found in "ocean" for "x".')
+        'No relevant passages found in "ocean" for "x".'
+    )
 
 
 @pytest.mark.parametrize("budget", [300, 500, 800, 1500])
