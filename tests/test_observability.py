@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from knowledge_service import tracing
 from knowledge_service.config import Settings
+from knowledge_service.models import IngestRequest
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -95,3 +96,38 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
         assert "profile" not in line and "time" in line
     finally:
         root.handlers[:], root.level = saved
+
+
+async def test_client_and_tool_make_the_callers_span_the_parent(
+    exporter: InMemorySpanExporter, http_url: str, core, settings: Settings
+) -> None:
+    import asyncio
+
+    from opentelemetry import trace
+
+    import knowledge_client as kc
+    from knowledge_client.crewai import KnowledgeSearchTool
+    from knowledge_service.grpc_server import create_server, start_server, stop_server
+
+    server, port = create_server(core, settings.model_copy(update={"grpc_host": "127.0.0.1"}), port=0)
+    await start_server(server)
+    try:
+        await core.ingest(
+            IngestRequest(namespace="obs", documents=[{"id": "t", "text": "Crews call the side-car."}])
+        )
+        crew = trace.get_tracer("a-crew")
+        targets = {"grpc": f"127.0.0.1:{port}", "http": http_url}
+        for transport, target in targets.items():
+            exporter.clear()
+            with crew.start_as_current_span(f"crew-step-{transport}") as step:
+                async with kc.AsyncKnowledgeClient(target, transport=transport) as client:
+                    await client.search("obs", f"who calls the side-car via {transport}")
+                tool = KnowledgeSearchTool(target=target, transport=transport, namespace="obs")
+                await asyncio.to_thread(tool._run, query=f"side-car callers over {transport}")
+            servers = [s for s in exporter.get_finished_spans() if s.kind.name == "SERVER"]
+            assert len(servers) == 2, [s.name for s in exporter.get_finished_spans()]
+            for span in servers:  # the crew's span is the parent of the service's
+                assert span.parent is not None and span.parent.span_id == step.get_span_context().span_id
+                assert span.context.trace_id == step.get_span_context().trace_id
+    finally:
+        await stop_server(server, 0)

@@ -16,6 +16,7 @@ from . import _convert, _convert_profiles
 from ._convert import Body
 from ._exceptions import InvalidRequest, KnowledgeError, from_grpc
 from ._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
+from ._tracecontext import trace_headers
 
 CODECS = {**_convert.CODECS, **_convert_profiles.CODECS}
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -29,8 +30,16 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
-def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...] | None:
-    return (("authorization", f"Bearer {api_key}"),) if api_key else None
+def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {api_key}"),) if api_key else ()
+
+
+class _TracedMetadata:
+    _metadata: tuple[tuple[str, str], ...]
+
+    def _call_metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """The key, plus the current trace context when OpenTelemetry is installed."""
+        return (*self._metadata, *trace_headers().items()) or None
 
 
 def _error(exc: grpc.RpcError) -> KnowledgeError:
@@ -86,7 +95,7 @@ def _encode(method: str, body: Body) -> Any:
         raise InvalidRequest(f"{method}: malformed request ({exc!r})") from None
 
 
-class GrpcTransport:
+class GrpcTransport(_TracedMetadata):
     """Blocking gRPC transport (``target`` like ``"127.0.0.1:50051"``).
 
     Args:
@@ -117,7 +126,7 @@ class GrpcTransport:
     def call(self, method: str, body: Body, *, timeout: float | None) -> Body:
         request = _encode(method, body)
         try:
-            response = getattr(self._stub, method)(request, timeout=timeout, metadata=self._metadata)
+            response = getattr(self._stub, method)(request, timeout=timeout, metadata=self._call_metadata())
         except grpc.RpcError as exc:
             raise _error(exc) from None
         return CODECS[method][1](response)
@@ -126,7 +135,7 @@ class GrpcTransport:
         requests = _Requests(method)
         try:
             response = getattr(self._stub, method)(
-                requests.sync(bodies), timeout=timeout, metadata=self._metadata
+                requests.sync(bodies), timeout=timeout, metadata=self._call_metadata()
             )
         except grpc.RpcError as exc:
             raise (requests.error or _error(exc)) from None
@@ -138,7 +147,7 @@ class GrpcTransport:
         self._channel.close()
 
 
-class AsyncGrpcTransport:
+class AsyncGrpcTransport(_TracedMetadata):
     """asyncio gRPC transport; the channel is opened on first use, in the caller's event loop.
 
     Args:
@@ -176,7 +185,7 @@ class AsyncGrpcTransport:
         request = _encode(method, body)
         try:
             response = await getattr(self._the_stub(), method)(
-                request, timeout=timeout, metadata=self._metadata
+                request, timeout=timeout, metadata=self._call_metadata()
             )
         except grpc.RpcError as exc:
             raise _error(exc) from None
@@ -188,7 +197,7 @@ class AsyncGrpcTransport:
         requests = _Requests(method)
         try:
             response = await getattr(self._the_stub(), method)(
-                requests.aio(bodies), timeout=timeout, metadata=self._metadata
+                requests.aio(bodies), timeout=timeout, metadata=self._call_metadata()
             )
         except grpc.RpcError as exc:
             raise (requests.error or _error(exc)) from None

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from ._exceptions import DeadlineExceeded, InvalidRequest, KnowledgeError, Unavailable, from_http
+from ._tracecontext import trace_headers
 
 Body = dict[str, Any]
 
@@ -148,7 +149,7 @@ class HttpTransport:
     def call(self, method: str, body: Body, *, timeout: float | None) -> Body:
         verb, path, kwargs = request_args(method, body)
         url = self.target + path
-        kwargs["headers"].update(self._headers)
+        kwargs["headers"].update(self._headers, **trace_headers())
         try:
             response = self._client.request(verb, url, timeout=timeout, **kwargs)
         except httpx.HTTPError as exc:
@@ -190,7 +191,7 @@ class AsyncHttpTransport:
     async def call(self, method: str, body: Body, *, timeout: float | None) -> Body:
         verb, path, kwargs = request_args(method, body)
         url = self.target + path
-        kwargs["headers"].update(self._headers)
+        kwargs["headers"].update(self._headers, **trace_headers())
         try:
             response = await self._client.request(verb, url, timeout=timeout, **kwargs)
         except httpx.HTTPError as exc:
