@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 
 import uvicorn
 
@@ -17,36 +19,34 @@ log = logging.getLogger(__name__)
 
 
 async def serve(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM, then drain gRPC within the grace period and close the store."""
+    """Serve until SIGINT/SIGTERM; then stop accepting on both front doors, let in-flight requests
+    finish within ``grpc_grace_s``, and close (flush) the store."""
     configure_logging(settings)
     setup_tracing(settings)
     core = await KnowledgeCore.open(settings)
     grpc_server, grpc_port = create_server(core, settings)
     await start_server(grpc_server)
-    http = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, core),
-            host=settings.http_host,
-            port=settings.http_port,
-            ssl_certfile=settings.tls_cert_file,
-        ssl_keyfile=settings.tls_key_file,
-        log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=int(settings.grpc_grace_s) or None,
-        )
-    )
-    log.info(
-        "gRPC on %s:%d, HTTP on %s:%d, store=%s, cache=%s, reranker=%s",
-        settings.grpc_host,
-        grpc_port,
-        settings.http_host,
-        settings.http_port,
-        core.store.backend,
-        core.cache.name,
-        settings.rerank_model or "none",
-    )
+    grace = settings.grpc_grace_s
+    http = uvicorn.Server(uvicorn.Config(
+        create_app(settings, core), host=settings.http_host, port=settings.http_port,
+        ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file,
+        log_config=None, access_log=False, timeout_graceful_shutdown=max(1, int(grace)),
+    ))
+    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours stop both doors
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    http_task = asyncio.create_task(http.serve())
+    log.info("gRPC on %s:%d, HTTP on %s:%d, store=%s, cache=%s, reranker=%s",
+             settings.grpc_host, grpc_port, settings.http_host, settings.http_port,
+             core.store.backend, core.cache.name, settings.rerank_model or "none")
     try:
-        await http.serve()
+        await asyncio.wait({http_task, asyncio.create_task(stopping.wait())},
+                           return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting down: in-flight requests get up to %.1f s", grace)
+        http.should_exit = True
+        await asyncio.gather(stop_server(grpc_server, grace), http_task)
     finally:
-        await stop_server(grpc_server, settings.grpc_grace_s)
         await core.close()
+        log.info("stopped; store closed")
