@@ -152,3 +152,49 @@ def test_key_configuration_is_validated() -> None:
     )
     assert ring.authenticate("Bearer s3cret").name == "x"
     assert "s3cret" not in json.dumps([k.model_dump(mode="json") for k in ring.keys])  # stored hashed
+
+
+async def test_rate_limit_health_and_metrics_protection(tmp_path: Path, dense_encoder) -> None:
+    import asyncio
+
+    import uvicorn
+
+    from conftest import free_port
+    from knowledge_service.core import KnowledgeCore
+    from knowledge_service.http_app import create_app
+
+    keys = json.dumps(
+        [{"name": "one", "sha256": hash_key("k1"), "namespaces": ["*"], "roles": ["search", "admin"]}]
+    )
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        optimize_idle_s=0,
+        api_keys=keys,
+        rate_limit_per_key=0.5,
+        rate_limit_burst=2,
+        health_public=False,
+        metrics_public=False,
+    )
+    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, core), host="127.0.0.1", port=port, log_level="warning")
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            assert (await http.get("/healthz")).status_code == 401
+            assert (await http.get("/readyz")).status_code == 401
+            assert (await http.get("/metrics")).status_code == 401
+            codes = [(await http.get("/v1/profiles", headers=bearer("k1"))).status_code for _ in range(3)]
+            assert codes == [200, 200, 429]  # burst of 2, then 0.5/s
+            r = await http.get("/v1/profiles", headers=bearer("k1"))
+            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+            assert "rate limit" in r.json()["error"]["message"]
+    finally:
+        server.should_exit = True
+        await task
+        await core.close()

@@ -7,7 +7,9 @@ Keys are configured hashed (SHA-256 hex of the key), never in clear, from a moun
      {"name": "ops", "sha256": "<64 hex>", "namespaces": ["*"], "roles": ["search", "ingest", "admin"]}]
 
 Roles: ``search`` (search, get, count, read profiles), ``ingest`` (ingest documents and files),
-``admin`` (deletes, profile changes, namespace settings, evaluations). Profiles are shared by
+``admin`` (deletes, profile changes, namespace settings, evaluations). With
+``KNOWLEDGE_RATE_LIMIT_PER_KEY`` > 0 each key gets a token bucket (that many requests per second,
+bursts of ``KNOWLEDGE_RATE_LIMIT_BURST``); beyond it, 429 with a retry-after hint. Profiles are shared by
 every namespace, so changing one needs ``admin`` on ``"*"``. A presented key is hashed and
 compared with every configured hash in constant time. Keys are sent as ``Authorization: Bearer``
 (HTTP) or ``authorization: Bearer`` metadata (gRPC). With no key configured and
@@ -19,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from .config import Settings
-from .errors import PermissionDenied, Unauthenticated
+from .errors import Overloaded, PermissionDenied, Unauthenticated
 
 Role = Literal["search", "ingest", "admin"]
 ALL = "*"
@@ -42,10 +45,28 @@ def hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+class TokenBucket:
+    """``rate`` requests per second with bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self) -> float:
+        """0 when a request may go now, else the seconds until it may."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
 class KeyRing:
     """The configured keys; ``check`` authenticates a presented key and authorises one call."""
 
-    def __init__(self, keys: list[ApiKey], *, required: bool) -> None:
+    def __init__(self, keys: list[ApiKey], *, required: bool, rate: float = 0.0, burst: int = 1) -> None:
         if required and not keys:
             raise ValueError(
                 "KNOWLEDGE_AUTH_REQUIRED is set but no API key is configured "
@@ -53,6 +74,8 @@ class KeyRing:
             )
         self.keys = keys
         self.enabled = bool(keys) or required
+        self._rate, self._burst = rate, max(burst, 1)
+        self._buckets: dict[str, TokenBucket] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
@@ -68,7 +91,12 @@ class KeyRing:
                 keys += TypeAdapter(list[ApiKey]).validate_python(json.loads(source[1]))
             except (json.JSONDecodeError, ValidationError) as exc:
                 raise ValueError(f"API keys in {source[0]} are invalid: {exc}") from None
-        return cls(keys, required=settings.auth_required)
+        return cls(
+            keys,
+            required=settings.auth_required,
+            rate=settings.rate_limit_per_key,
+            burst=settings.rate_limit_burst,
+        )
 
     def authenticate(self, authorization: str | None) -> ApiKey | None:
         """The key behind an ``Authorization`` value; None when auth is off."""
@@ -100,3 +128,11 @@ class KeyRing:
         if namespace is not None and ALL not in key.namespaces and namespace not in key.namespaces:
             where = "every namespace" if namespace == ALL else f"namespace {namespace!r}"
             raise PermissionDenied(f"key {key.name!r} is not allowed on {where}")
+        if self._rate > 0:
+            bucket = self._buckets.setdefault(key.name, TokenBucket(self._rate, self._burst))
+            if wait := bucket.take():
+                raise Overloaded(
+                    f"key {key.name!r} is over its rate limit of {self._rate:g} requests/s; "
+                    f"retry after {wait:.2f} s",
+                    retry_after_s=wait,
+                )

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     auth_required: bool = Field(False, description="Refuse to start without keys; check every call.")
     tls_cert_file: Path | None = Field(None, description="PEM certificate: serve HTTPS and gRPC over TLS.")
     tls_key_file: Path | None = Field(None, description="PEM private key for tls_cert_file.")
+    rate_limit_per_key: float = Field(0.0, ge=0, description="Requests per second per API key; 0 = off.")
+    rate_limit_burst: int = Field(20, ge=1, description="Burst allowed above the per-key rate.")
     health_public: bool = Field(True, description="/healthz and /readyz answer without a key.")
     metrics_public: bool = Field(True, description="/metrics answers without a key (else: admin on '*').")
 
