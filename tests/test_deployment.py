@@ -26,7 +26,7 @@ COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
-PRODUCTION = DEPLOY / "PRODUCTION.md"
+PRODUCTION = REPO / "README.md"  # its "Production" section
 CORE_SERVICES = {"qdrant", "redis", "knowledge"}
 OBSERVABILITY_SERVICES = {"otel-collector", "jaeger", "prometheus"}
 SECRET_WORDS = {"KEY", "APIKEY", "SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIALS"}
@@ -403,7 +403,7 @@ def test_interpolated_variables_are_documented(compose_text: str) -> None:
     for name, op, message in found:
         if op == ":?":
             assert message.strip(), f"${{{name}:?}} needs a message saying what to set"
-        assert f"`{name}`" in documented, f"{name} is not documented in deploy/PRODUCTION.md"
+        assert f"`{name}`" in documented, f"{name} is not documented in the README"
 
 
 # ---- Dockerfile ----------------------------------------------------------------------------------
