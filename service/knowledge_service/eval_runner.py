@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,12 @@ from tqdm import tqdm
 from .comparison import compare
 from .config import Settings
 from .core import KnowledgeCore
-from .evaluation import BeirDataset, collapse_to_documents, evaluate
+from .evaluation import BeirDataset, evaluate
 from .evaluations import ProfileSpec, profile_run, resolve_spec
-from .models import Fusion, IngestRequest, RetrievalSettings, SearchRequest, normalise_query
+from .models import IngestRequest, RetrievalSettings, parse
 from .report import render_html, write_report
-from .search import search_with
 
 INGEST_BATCH = 64
-DOC_LIMIT = 100  # documents kept per query (recall@100)
 
 
 def eval_namespace(data: BeirDataset) -> str:
@@ -45,56 +42,19 @@ async def ensure_ingested(core: KnowledgeCore, data: BeirDataset, namespace: str
     return counts
 
 
-async def run_queries(
-    core: KnowledgeCore,
-    data: BeirDataset,
-    namespace: str,
-    *,
-    mode: str,
-    fusion: str,
-    rrf_k: int,
-    depth: int,
-    **extra: Any,
-) -> tuple[dict[str, dict[str, float]], list[float]]:
-    """One search per judged query; returns the document run and per-query latencies (ms)."""
-    run: dict[str, dict[str, float]] = {}
-    latencies: list[float] = []
-
-    def settings(depth: int) -> RetrievalSettings:
-        # Built without the public top_k cap: evaluation needs more than MAX_TOP_K chunks.
-        return RetrievalSettings.model_construct(
-            **{
-                **RetrievalSettings().model_dump(),
-                "mode": mode,
-                "top_k": depth,
-                "candidates": depth,
-                "fusion": Fusion(method=fusion, k=rrf_k, weights=extra.get("weights")),
-            }
-        )
-
-    for qid, text in tqdm(data.queries.items(), unit="q", desc=f"{mode}", leave=False):
-        req = SearchRequest(namespace=namespace, query=normalise_query(text))
-        started = time.perf_counter()
-        resp = await search_with(core, req, settings(depth), "eval", 0)
-        latencies.append((time.perf_counter() - started) * 1000)
-        run[qid] = collapse_to_documents(((h.doc_id, h.score) for h in resp.results), DOC_LIMIT)
-    return run, latencies
-
-
 async def run_eval(
     settings: Settings, data: BeirDataset, modes: list[str], fusion: str, rrf_k: int, depth: int
 ) -> list[dict[str, Any]]:
-    # Every query is new to the cache, and caching would hide the latency being measured.
-    core = await KnowledgeCore.open(settings.model_copy(update={"cache_max_entries": 0}))
+    """One line per retrieval mode (default settings otherwise); searches bypass the cache."""
+    core = await KnowledgeCore.open(settings)
     try:
         namespace = eval_namespace(data)
         ingested = await ensure_ingested(core, data, namespace)
         lines = []
         for mode in modes:
-            run, lat = await run_queries(
-                core, data, namespace, mode=mode, fusion=fusion, rrf_k=rrf_k, depth=depth
-            )
-            metrics = evaluate(run, data.qrels)
+            chosen = parse(RetrievalSettings, mode=mode, fusion={"method": fusion, "k": rrf_k})
+            run = await profile_run(core, namespace, data.queries, mode, None, chosen, depth)
+            metrics = evaluate(run.run, data.qrels)
             lines.append(
                 {
                     "dataset": data.name,
@@ -104,7 +64,7 @@ async def run_eval(
                     "recall@100": round(metrics["recall@100"], 4),
                     "mrr@10": round(metrics["mrr@10"], 4),
                     "queries": int(metrics["queries"]),
-                    "latency_ms_p50": round(statistics.median(lat), 2),
+                    "latency_ms_p50": round(statistics.median(run.latencies_ms), 2),
                     "ingest": ingested,
                 }
             )
@@ -117,7 +77,7 @@ async def run_profile_eval(
     settings: Settings, data: BeirDataset, specs: list[ProfileSpec], depth: int, report: Path | None
 ) -> list[dict[str, Any]]:
     """Evaluate profiles (by name or inline settings); each after the first is compared with it."""
-    core = await KnowledgeCore.open(settings.model_copy(update={"cache_max_entries": 0}))
+    core = await KnowledgeCore.open(settings)
     try:
         namespace = eval_namespace(data)
         await ensure_ingested(core, data, namespace)
