@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,10 @@ from knowledge_service.core import KnowledgeCore
 from knowledge_service.encoders import DenseEncoder, resolve_model
 from knowledge_service.models import IngestRequest, SearchRequest
 
-DOCS = [{"id": f"d{i}", "text": f"Passage {i} about retrieval, ranking and {w}."}
-        for i, w in enumerate(["vectors", "lexical search", "fusion", "caching", "rerankers", "latency"])]
+DOCS = [
+    {"id": f"d{i}", "text": f"Passage {i} about retrieval, ranking and {w}."}
+    for i, w in enumerate(["vectors", "lexical search", "fusion", "caching", "rerankers", "latency"])
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,64 +28,74 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-ce")
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(Settings().embed_model))
     torch.manual_seed(7)
-    model = BertForSequenceClassification(BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-        num_attention_heads=2, intermediate_size=64, num_labels=1,
-    ))
+    model = BertForSequenceClassification(
+        BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_labels=1,
+        )
+    )
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
 
+@pytest.fixture
+async def reranking_core(
+    settings: Settings, dense_encoder: DenseEncoder, tiny_cross_encoder: Path
+) -> AsyncIterator[KnowledgeCore]:
+    """A core with the tiny cross-encoder configured, DOCS ingested in namespace "kb"."""
+    core = await KnowledgeCore.open(
+        settings.model_copy(update={"rerank_model": str(tiny_cross_encoder)}), dense=dense_encoder
+    )
+    try:
+        await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+        yield core
+    finally:
+        await core.close()
+
+
 async def test_configured_reranker_reorders_candidates(
-    settings: Settings, dense_encoder: DenseEncoder, tiny_cross_encoder: Path
+    reranking_core: KnowledgeCore, tiny_cross_encoder: Path
 ) -> None:
-    core = await KnowledgeCore.open(
-        settings.model_copy(update={"rerank_model": str(tiny_cross_encoder)}), dense=dense_encoder)
-    try:
-        await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
-        query = "how do rerankers change ranking?"
-        resp = await core.search(SearchRequest(namespace="kb", query=query, top_k=3, candidates=6,
-                                               explain=True))
-        assert resp.rerank == "applied" and resp.degraded == [] and "rerank" in resp.timings_ms
-        # The same model, called directly over all six candidates, gives the same top 3.
-        direct = CrossEncoder(str(tiny_cross_encoder)).predict(
-            [(query, f"Passage {i} about retrieval, ranking and {w}.")
-             for i, w in enumerate(["vectors", "lexical search", "fusion", "caching", "rerankers",
-                                    "latency"])])
-        expected = sorted(range(6), key=lambda i: -direct[i])[:3]
-        assert [h.doc_id for h in resp.results] == [f"d{i}" for i in expected]
-        assert [h.scores.rerank_rank for h in resp.results] == [1, 2, 3]
-        for hit in resp.results:
-            s = hit.scores
-            assert 1 <= s.fused_rank <= 6 and s.dense_score is not None and s.sparse_rank is not None
-            assert hit.score == pytest.approx(hit.scores.rerank)
-            assert hit.scores.rerank == pytest.approx(float(direct[int(hit.doc_id[1:])]), abs=1e-5)
-            assert hit.scores.fused is not None and hit.scores.dense_rank is not None
+    core = reranking_core
+    query = "how do rerankers change ranking?"
+    resp = await core.search(SearchRequest(namespace="kb", query=query, top_k=3, candidates=6, explain=True))
+    assert resp.rerank == "applied" and resp.degraded == [] and "rerank" in resp.timings_ms
+    # The same model, called directly over all six candidates, gives the same top 3.
+    direct = CrossEncoder(str(tiny_cross_encoder)).predict(
+        [
+            (query, f"Passage {i} about retrieval, ranking and {w}.")
+            for i, w in enumerate(["vectors", "lexical search", "fusion", "caching", "rerankers", "latency"])
+        ]
+    )
+    expected = sorted(range(6), key=lambda i: -direct[i])[:3]
+    assert [h.doc_id for h in resp.results] == [f"d{i}" for i in expected]
+    assert [h.scores.rerank_rank for h in resp.results] == [1, 2, 3]
+    for hit in resp.results:
+        s = hit.scores
+        assert 1 <= s.fused_rank <= 6 and s.dense_score is not None and s.sparse_rank is not None
+        assert hit.score == pytest.approx(hit.scores.rerank)
+        assert hit.scores.rerank == pytest.approx(float(direct[int(hit.doc_id[1:])]), abs=1e-5)
+        assert hit.scores.fused is not None and hit.scores.dense_rank is not None
 
-        off = await core.search(SearchRequest(namespace="kb", query=query, rerank=False))
-        assert off.rerank == "disabled" and all(h.scores.rerank is None for h in off.results)
-    finally:
-        await core.close()
+    off = await core.search(SearchRequest(namespace="kb", query=query, rerank=False))
+    assert off.rerank == "disabled" and all(h.scores.rerank is None for h in off.results)
 
 
-async def test_failing_reranker_is_flagged_not_hidden(
-    settings: Settings, dense_encoder: DenseEncoder, tiny_cross_encoder: Path
-) -> None:
-    core = await KnowledgeCore.open(
-        settings.model_copy(update={"rerank_model": str(tiny_cross_encoder)}), dense=dense_encoder)
-    try:
-        await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+async def test_failing_reranker_is_flagged_not_hidden(reranking_core: KnowledgeCore) -> None:
+    core = reranking_core
 
-        def broken(query: str, passages: list[str]) -> list[float]:
-            raise RuntimeError("model crashed")
+    def broken(query: str, passages: list[str]) -> list[float]:
+        raise RuntimeError("model crashed")
 
-        core.reranker.score = broken  # type: ignore[union-attr,method-assign]
-        resp = await core.search(SearchRequest(namespace="kb", query="fusion"))
-        assert resp.rerank == "failed" and resp.degraded == ["rerank"]
-        assert resp.results and all(h.scores.rerank is None for h in resp.results)
-    finally:
-        await core.close()
+    core.reranker.score = broken  # type: ignore[union-attr,method-assign]
+    resp = await core.search(SearchRequest(namespace="kb", query="fusion"))
+    assert resp.rerank == "failed" and resp.degraded == ["rerank"]
+    assert resp.results and all(h.scores.rerank is None for h in resp.results)
 
 
 async def test_no_reranker_configured_says_so(core: KnowledgeCore) -> None:
