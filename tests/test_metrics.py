@@ -41,6 +41,7 @@ async def test_metrics_exposition(http_url: str, stub: pb_grpc.KnowledgeServiceS
     assert value("knowledge_cache_lookups_total", outcome="hit") == 1
     assert value("knowledge_cache_lookups_total", outcome="miss") == 2
     assert value("knowledge_search_stage_seconds_count", stage="encode") == 2
+    assert value("knowledge_search_stage_seconds_count", stage="cache") == 3
     assert value("knowledge_ingested_documents_total", status="created") == 2
     assert value("knowledge_ingested_chunks_total") == 2
     assert value("knowledge_component_up", component="store") == 1

@@ -30,7 +30,7 @@ class Metrics:
         )
         self.stage = Histogram(
             "knowledge_search_stage_seconds",
-            "Search time per stage (uncached searches).",
+            "Search time per stage (cache on every search; the rest on misses).",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -55,10 +55,9 @@ class Metrics:
 
     def observe_search(self, timings_ms: dict[str, float], cache_hit: bool, degraded: list[str]) -> None:
         self.cache.labels("error" if "cache" in degraded else "hit" if cache_hit else "miss").inc()
-        if not cache_hit:
-            for stage in ("encode", "query", "rerank"):
-                if stage in timings_ms:
-                    self.stage.labels(stage).observe(timings_ms[stage] / 1000)
+        for stage in ("cache", "encode", "query", "rerank"):
+            if stage in timings_ms:
+                self.stage.labels(stage).observe(timings_ms[stage] / 1000)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
