@@ -196,3 +196,20 @@ async def test_evaluation_compares_profiles_and_gates_changes(core: KnowledgeCor
         require_eval=gate.model_copy(update={"min_delta": 1.0}),
     )
     assert ok.version == 2
+
+
+async def test_evaluation_datasets_can_be_confined_to_a_folder(core: KnowledgeCore, tmp_path: Path) -> None:
+    from knowledge_service.evaluations import EvaluationRequest
+
+    core.settings = core.settings.model_copy(update={"eval_datasets_dir": tmp_path / "allowed"})
+    outside = EvaluationRequest(
+        namespace="kb", dataset=str(tmp_path / "elsewhere"), profiles=[{"name": "default"}]
+    )
+    with pytest.raises(InvalidArgument, match="must be a folder inside"):
+        await core.evaluate(outside)
+    sneaky = outside.model_copy(update={"dataset": str(tmp_path / "allowed" / ".." / "elsewhere")})
+    with pytest.raises(InvalidArgument, match="must be a folder inside"):
+        await core.evaluate(sneaky)
+    inside = outside.model_copy(update={"dataset": str(tmp_path / "allowed" / "beir")})
+    with pytest.raises(InvalidArgument, match="not found|does not exist|missing"):
+        await core.evaluate(inside)  # allowed, and then it simply is not there

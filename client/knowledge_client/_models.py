@@ -83,7 +83,8 @@ class SearchHit(_Result):
 class SearchResponse(_Result):
     """Ranked chunks, best first, and how the answer was made.
 
-    ``rerank`` is one of ``applied``, ``not_configured``, ``disabled``, ``failed``; ``degraded``
+    ``rerank`` is one of ``applied``, ``not_configured``, ``disabled``, ``failed``, ``skipped``
+    (cut to meet the deadline); ``degraded``
     lists stages that failed and were skipped (``cache``, ``rerank``); ``profile`` and
     ``profile_version`` name the retrieval settings that answered.
     """

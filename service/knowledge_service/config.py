@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     otel_endpoint: str = Field("http://127.0.0.1:4317", description="OTLP/gRPC collector endpoint.")
     otel_service_name: str = "knowledge-sidecar"
 
+    # Evaluations.
+    eval_datasets_dir: Path | None = Field(
+        None, description="When set, evaluation datasets named by path must lie inside this folder."
+    )
+
     # Profiles.
     profile_poll_s: float = Field(1.0, gt=0, description="How often a replica checks for profile changes.")
 

@@ -62,9 +62,22 @@ class EvaluationRequest(_Strict):
         return self
 
 
-def _query_set(req: EvaluationRequest) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+def dataset_path(core: KnowledgeCore, raw: str) -> Path:
+    """A dataset folder named by a caller, confined to ``eval_datasets_dir`` when that is set."""
+    path = Path(raw).resolve()
+    root = core.settings.eval_datasets_dir
+    if root is not None and not path.is_relative_to(root.resolve()):
+        raise InvalidArgument(
+            f"dataset: must be a folder inside {root} (KNOWLEDGE_EVAL_DATASETS_DIR)", field="dataset"
+        )
+    return path
+
+
+def _query_set(
+    core: KnowledgeCore, req: EvaluationRequest
+) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
     if req.dataset is not None:
-        data = load_beir(Path(req.dataset), req.split)
+        data = load_beir(dataset_path(core, req.dataset), req.split)
         return data.queries, data.qrels
     qrels = {q: rel for q, rel in (req.qrels or {}).items() if q in (req.queries or {})}
     if not qrels:
@@ -120,7 +133,7 @@ async def profile_run(
 
 
 async def evaluate(core: KnowledgeCore, req: EvaluationRequest) -> Comparison:
-    queries, qrels = _query_set(req)
+    queries, qrels = _query_set(core, req)
     runs = []
     for spec in req.profiles:
         name, version, settings = resolve_spec(core, spec, req.namespace)
@@ -134,7 +147,7 @@ def gate_check(core: KnowledgeCore, name: str, rule: RequireEval):
     async def check(candidate: RetrievalSettings) -> None:
         current = core.profiles.find(name)  # a new profile is compared with the default one
         base = current.settings if current else core.profiles.get(DEFAULT).settings
-        data = load_beir(Path(rule.dataset), rule.split)
+        data = load_beir(dataset_path(core, rule.dataset), rule.split)
         runs = [
             await profile_run(
                 core, rule.namespace, data.queries, name, current.version if current else None, base, 100
