@@ -297,7 +297,7 @@ async def test_errors_map_to_codes_and_hide_internals(caplog: pytest.LogCaptureF
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert err.value.details() == "too many searches in flight; retry"
         assert ("retry-after-ms", "250") in tuple(err.value.trailing_metadata())
-        with caplog.at_level(logging.ERROR, logger="knowledge_service.grpc_server"):
+        with caplog.at_level(logging.ERROR, logger="knowledge_service.grpc_guard"):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.CountDocuments(pb.CountDocumentsRequest(namespace=NS))
         assert err.value.code() == grpc.StatusCode.INTERNAL
