@@ -213,3 +213,49 @@ async def test_evaluation_datasets_can_be_confined_to_a_folder(core: KnowledgeCo
     inside = outside.model_copy(update={"dataset": str(tmp_path / "allowed" / "beir")})
     with pytest.raises(InvalidArgument, match="not found|does not exist|missing"):
         await core.evaluate(inside)  # allowed, and then it simply is not there
+
+
+async def test_two_replicas_writing_at_once_never_lose_or_share_a_version(
+    settings: Settings, dense_encoder: DenseEncoder
+) -> None:
+    a = await KnowledgeCore.open(settings, dense=dense_encoder)
+    b = await KnowledgeCore.open(settings, dense=dense_encoder, stores=(a.store, a.meta))
+    try:
+        await put(a, "race", settings={"top_k": 3})
+        await b.profiles.refresh(force=True)
+        both = await asyncio.gather(
+            put(a, "race", settings={"top_k": 4}, expected_version=1),
+            put(b, "race", settings={"top_k": 5}, expected_version=1),
+            return_exceptions=True,
+        )
+        assert sorted(type(r).__name__ for r in both) == ["Conflict", "ProfileOut"]  # one wins version 2
+        free = await asyncio.gather(
+            put(a, "race", settings={"top_k": 6}), put(b, "race", settings={"top_k": 7})
+        )
+        assert sorted(p.version for p in free) == [3, 4]  # both land, on distinct versions
+        assert [v.version for v in await a.profiles.versions("race")] == [1, 2, 3, 4]
+        for core in (a, b):
+            await core.profiles.refresh(force=True)
+            assert core.profiles.get("race").version == 4
+    finally:
+        await b.close()
+        await a.close()
+
+
+async def test_a_version_left_without_its_head_is_recovered(core: KnowledgeCore) -> None:
+    await put(core, "p", settings={"top_k": 3})
+    # A writer claimed version 2, then died before moving the head.
+    orphan = {
+        "kind": "profile_version",
+        "name": "p",
+        "version": 2,
+        "settings": {"top_k": 9},
+        "created_at": 0.0,
+        "note": None,
+        "writer": "dead",
+    }
+    core.meta.insert_new("profile/p/v2", orphan)
+    with pytest.raises(Conflict):
+        await put(core, "p", settings={"top_k": 4}, expected_version=1)
+    assert core.profiles.get("p").version == 2  # the head caught up, so a re-read and retry works
+    assert (await put(core, "p", settings={"top_k": 4}, expected_version=2)).version == 3

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -69,8 +70,12 @@ class ProfileRegistry:
         await self.refresh(force=True)
         if DEFAULT not in self._heads:
             async with self._lock:
-                if DEFAULT not in self._heads:
-                    await self._write_version(DEFAULT, RetrievalSettings(), None, "built-in defaults")
+                try:
+                    await self._write_version(
+                        DEFAULT, RetrievalSettings(), None, "built-in defaults", strict=True
+                    )
+                except Conflict:  # another replica created it first
+                    await self.refresh(force=True)
         self._tasks.append(asyncio.create_task(self._poll_forever()))
         if self._redis_url:
             self._tasks.append(asyncio.create_task(self._listen_forever()))
@@ -106,10 +111,10 @@ class ProfileRegistry:
         return self._ns_default.get(namespace, DEFAULT)
 
     async def versions(self, name: str) -> list[ProfileOut]:
-        head = self.get(name)
-        keys = [f"profile/{name}/v{n}" for n in range(1, head.version + 1)]
-        records = await self._run(self._meta.get, keys)
-        return [_profile(records[k]) for k in keys if k in records]
+        """Every stored version of a profile, oldest first (read from the store, not this replica's view)."""
+        self.get(name)  # NotFound for an unknown profile
+        records = await self._run(self._meta.scan, "profile_version")
+        return sorted((_profile(r) for r in records if r.get("name") == name), key=lambda p: p.version)
 
     # ------------------------------------------------------------------ writes
 
@@ -140,7 +145,7 @@ class ProfileRegistry:
                 )
             if check is not None:
                 await check(new)
-            return await self._write_version(name, new, current, note)
+            return await self._write_version(name, new, current, note, strict=expected_version is not None)
 
     async def rollback(self, name: str, version: int) -> ProfileOut:
         """Make version ``version``'s settings active again, as a new version."""
@@ -162,19 +167,48 @@ class ProfileRegistry:
             await self._bump()
 
     async def _write_version(
-        self, name: str, settings: RetrievalSettings, current: ProfileOut | None, note: str | None
+        self,
+        name: str,
+        settings: RetrievalSettings,
+        current: ProfileOut | None,
+        note: str | None,
+        *,
+        strict: bool,
     ) -> ProfileOut:
-        out = ProfileOut(
-            name=name,
-            version=(current.version if current else 0) + 1,
-            settings=settings,
-            created_at=time.time(),
-            note=note,
+        """Claim version n+1 in the store, then move the head forward (never back).
+
+        The version record is written insert-only, so across replicas exactly one writer gets each
+        version number: a loser gets Conflict when it asked for a specific version (``strict``),
+        else takes the next number.
+        """
+        token = uuid.uuid4().hex
+        version = (current.version if current else 0) + 1
+        while True:
+            out = ProfileOut(name=name, version=version, settings=settings, created_at=time.time(), note=note)
+            record = {"kind": "profile_version", **out.model_dump(mode="json"), "writer": token}
+            stored = await self._run(self._meta.insert_new, f"profile/{name}/v{version}", record)
+            if stored.get("writer") == token:
+                break
+            # Someone else holds this version: make sure the head reaches it (a writer that died
+            # between its two writes would otherwise leave the head behind for good).
+            await self._run(
+                self._meta.put_newer, f"profile/{name}", {**stored, "kind": "profile_head"}, "version"
+            )
+            held = _profile(stored)
+            if name not in self._heads or self._heads[name].version < held.version:
+                self._heads[name] = held
+            if strict:
+                await self._bump()  # other replicas see the head that caught up
+                raise Conflict(
+                    f"profile {name!r} changed concurrently (version {version} exists); re-read it and retry",
+                    field="expected_version",
+                )
+            version += 1
+        await self._run(
+            self._meta.put_newer, f"profile/{name}", {**record, "kind": "profile_head"}, "version"
         )
-        record = {"kind": "profile_version", **out.model_dump(mode="json")}
-        await self._run(self._meta.put, {f"profile/{name}/v{out.version}": record})
-        await self._run(self._meta.put, {f"profile/{name}": {**record, "kind": "profile_head"}})
-        self._heads[name] = out
+        if name not in self._heads or self._heads[name].version < out.version:
+            self._heads[name] = out
         await self._bump()
         return out
 
@@ -238,7 +272,6 @@ def _profile(record: dict[str, Any]) -> ProfileOut:
 
 
 def validate_name(name: str) -> str:
-
     if not re.match(NAMESPACE_PATTERN, name):
         raise InvalidArgument(f"profile name {name!r} must match {NAMESPACE_PATTERN}", field="name")
     return name

@@ -35,6 +35,14 @@ class MetaStore(ABC):
     def scan(self, kind: str) -> list[dict[str, Any]]:
         """Every record of one kind."""
 
+    @abstractmethod
+    def insert_new(self, key: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Write ``record`` unless ``key`` exists (atomically, in the engine); return what is stored."""
+
+    @abstractmethod
+    def put_newer(self, key: str, record: dict[str, Any], field: str) -> None:
+        """Write ``record`` unless the stored one's ``field`` is already >= the new one's."""
+
     def close(self) -> None:
         return None
 
@@ -60,6 +68,16 @@ class EdgeMetaStore(MetaStore):
                 [qe.Point(record_id(k), {}, {**v, "key": k}) for k, v in records.items()]
             )
         )
+
+    def insert_new(self, key: str, record: dict[str, Any]) -> dict[str, Any]:
+        point = qe.Point(record_id(key), {}, {**record, "key": key})
+        self.shard.update(qe.UpdateOperation.upsert_points([point], update_mode=qe.UpdateMode.InsertOnly))
+        return self.get([key])[key]
+
+    def put_newer(self, key: str, record: dict[str, Any], field: str) -> None:
+        older = qe.Filter(must=[qe.FieldCondition(field, range=qe.RangeFloat(lt=record[field]))])
+        point = qe.Point(record_id(key), {}, {**record, "key": key})
+        self.shard.update(qe.UpdateOperation.upsert_points([point], condition=older))
 
     def scan(self, kind: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -104,6 +122,18 @@ class ClientMetaStore(MetaStore):
             [m.PointStruct(id=record_id(k), vector={}, payload={**v, "key": k}) for k, v in records.items()],
             wait=True,
         )
+
+    def insert_new(self, key: str, record: dict[str, Any]) -> dict[str, Any]:
+        m = self._m
+        point = m.PointStruct(id=record_id(key), vector={}, payload={**record, "key": key})
+        self.client.upsert(self.collection, [point], update_mode=m.UpdateMode.INSERT_ONLY, wait=True)
+        return self.get([key])[key]
+
+    def put_newer(self, key: str, record: dict[str, Any], field: str) -> None:
+        m = self._m
+        older = m.Filter(must=[m.FieldCondition(key=field, range=m.Range(lt=record[field]))])
+        point = m.PointStruct(id=record_id(key), vector={}, payload={**record, "key": key})
+        self.client.upsert(self.collection, [point], update_filter=older, wait=True)
 
     def scan(self, kind: str) -> list[dict[str, Any]]:
         m = self._m
