@@ -17,12 +17,24 @@ from knowledge_service.models import (
 )
 
 DOCS = [
-    {"id": "cats", "title": "Cats", "text": "Cats are small domesticated carnivorous mammals that purr.",
-     "metadata": {"topic": "animals", "year": 2019, "tags": ["pets", "mammals"]}},
-    {"id": "dogs", "title": "Dogs", "text": "Dogs are loyal companions descended from wolves.",
-     "metadata": {"topic": "animals", "year": 2021, "tags": ["pets"]}},
-    {"id": "stocks", "title": "Markets", "text": "The stock market fell sharply after the rate decision.",
-     "metadata": {"topic": "finance", "year": 2023, "tags": ["economy"]}},
+    {
+        "id": "cats",
+        "title": "Cats",
+        "text": "Cats are small domesticated carnivorous mammals that purr.",
+        "metadata": {"topic": "animals", "year": 2019, "tags": ["pets", "mammals"]},
+    },
+    {
+        "id": "dogs",
+        "title": "Dogs",
+        "text": "Dogs are loyal companions descended from wolves.",
+        "metadata": {"topic": "animals", "year": 2021, "tags": ["pets"]},
+    },
+    {
+        "id": "stocks",
+        "title": "Markets",
+        "text": "The stock market fell sharply after the rate decision.",
+        "metadata": {"topic": "finance", "year": 2023, "tags": ["economy"]},
+    },
 ]
 
 
@@ -70,7 +82,9 @@ async def test_filters(any_core: KnowledgeCore) -> None:
     assert set(await search(any_core, "kb", q, filter={"field": "topic", "eq": "finance"})) == {"stocks"}
     assert set(await search(any_core, "kb", q, filter={"field": "tags", "any": ["pets"]})) == {"cats", "dogs"}
     assert set(await search(any_core, "kb", q, filter={"field": "year", "range": {"gte": 2020}})) == {
-        "dogs", "stocks"}
+        "dogs",
+        "stocks",
+    }
     both = {"and": [{"field": "topic", "eq": "animals"}, {"not": {"field": "year", "eq": 2019}}]}
     assert set(await search(any_core, "kb", q, filter=both)) == {"dogs"}
     either = {"or": [{"field": "year", "eq": 2019}, {"field": "topic", "eq": "finance"}]}
@@ -103,10 +117,17 @@ async def test_delete_get_count_and_index_version(any_core: KnowledgeCore) -> No
 
 
 async def test_one_bad_document_fails_alone(any_core: KnowledgeCore) -> None:
-    resp = await any_core.ingest(IngestRequest(namespace="kb", documents=[
-        DOCS[0], {"id": "bad", "text": "x" * 10, "metadata": {"bad key": 1}}, {"id": "", "text": "y"},
-        {**DOCS[1], "id": "cats"},
-    ]))
+    resp = await any_core.ingest(
+        IngestRequest(
+            namespace="kb",
+            documents=[
+                DOCS[0],
+                {"id": "bad", "text": "x" * 10, "metadata": {"bad key": 1}},
+                {"id": "", "text": "y"},
+                {**DOCS[1], "id": "cats"},
+            ],
+        )
+    )
     by_status = [(r.id, r.status) for r in resp.results]
     assert by_status == [("cats", "created"), ("bad", "failed"), ("", "failed"), ("cats", "failed")]
     assert "documents[1].metadata" in resp.results[1].error
@@ -119,12 +140,14 @@ async def test_one_bad_document_fails_alone(any_core: KnowledgeCore) -> None:
 
 async def test_long_document_is_chunked_with_overlap(any_core: KnowledgeCore) -> None:
     sentences = [f"Sentence number {i} talks about topic {i % 7} in some detail." for i in range(120)]
-    resp = await any_core.ingest(IngestRequest(namespace="kb", documents=[
-        {"id": "long", "text": " ".join(sentences)}]))
+    resp = await any_core.ingest(
+        IngestRequest(namespace="kb", documents=[{"id": "long", "text": " ".join(sentences)}])
+    )
     n = resp.results[0].chunks
     assert n > 3
-    out = await any_core.search(SearchRequest(namespace="kb", query="Sentence number 77", top_k=n,
-                                              candidates=n))
+    out = await any_core.search(
+        SearchRequest(namespace="kb", query="Sentence number 77", top_k=n, candidates=n)
+    )
     ids = sorted(h.chunk_id for h in out.results)
     assert ids == sorted(f"long#{i}" for i in range(n))
     texts = {h.chunk_id: h.text for h in out.results}
@@ -134,19 +157,26 @@ async def test_long_document_is_chunked_with_overlap(any_core: KnowledgeCore) ->
 
 async def test_replacement_is_never_half_visible(any_core: KnowledgeCore) -> None:
     """While a document is rewritten again and again, every search sees exactly one version."""
-    versions = [f"Version {v} of the handbook. " + " ".join(
-        f"Rule {v}.{i}: always write tests for retrieval code." for i in range(30)) for v in range(6)]
+    versions = [
+        f"Version {v} of the handbook. "
+        + " ".join(f"Rule {v}.{i}: always write tests for retrieval code." for i in range(30))
+        for v in range(6)
+    ]
     await ingest(any_core, "kb", [{"id": "hb", "text": versions[0]}])
     stop = asyncio.Event()
     seen: list[set[str]] = []
 
     async def reader() -> None:
         while not stop.is_set():
-            resp = await any_core.search(SearchRequest(
-                namespace="kb", query="handbook rules for tests", top_k=50, candidates=50,
-                rerank=False))
-            seen.append({h.text.split(" of the handbook")[0] for h in resp.results
-                         if "Version" in h.text} | ({"<none>"} if not resp.results else set()))
+            resp = await any_core.search(
+                SearchRequest(
+                    namespace="kb", query="handbook rules for tests", top_k=50, candidates=50, rerank=False
+                )
+            )
+            seen.append(
+                {h.text.split(" of the handbook")[0] for h in resp.results if "Version" in h.text}
+                | ({"<none>"} if not resp.results else set())
+            )
 
     readers = [asyncio.create_task(reader()) for _ in range(3)]
     for text in versions[1:]:
@@ -162,11 +192,17 @@ async def test_replacement_is_never_half_visible(any_core: KnowledgeCore) -> Non
 
 async def test_rrf_leg_weights_decide_between_the_legs(any_core: KnowledgeCore) -> None:
     # "lexical" wins the sparse leg (rare exact term), "semantic" wins the dense leg (paraphrase).
-    await ingest(any_core, "kb", [
-        {"id": "lexical", "text": "Pallet zq7 barcode inventory sheet."},
-        {"id": "semantic",
-         "text": "Steps to recover account access when you cannot remember your login credentials."},
-    ])
+    await ingest(
+        any_core,
+        "kb",
+        [
+            {"id": "lexical", "text": "Pallet zq7 barcode inventory sheet."},
+            {
+                "id": "semantic",
+                "text": "Steps to recover account access when you cannot remember your login credentials.",
+            },
+        ],
+    )
     q = "how do I reset my forgotten password zq7"
     dense = await search(any_core, "kb", q, mode="dense")
     sparse = await search(any_core, "kb", q, mode="sparse")
@@ -174,3 +210,66 @@ async def test_rrf_leg_weights_decide_between_the_legs(any_core: KnowledgeCore) 
     favour_dense = await search(any_core, "kb", q, fusion={"method": "rrf", "k": 1, "weights": [10.0, 0.1]})
     favour_sparse = await search(any_core, "kb", q, fusion={"method": "rrf", "k": 1, "weights": [0.1, 10.0]})
     assert favour_dense[0] == dense[0] and favour_sparse[0] == sparse[0]
+
+
+async def test_two_replicas_reingesting_one_document_leave_one_whole_version(
+    any_core: KnowledgeCore, dense_encoder
+) -> None:
+    a = any_core
+    b = await KnowledgeCore.open(a.settings, dense=dense_encoder, stores=(a.store, a.meta))
+    try:
+
+        def text(tag: str, n: int) -> str:
+            return " ".join(f"Version {tag} sentence {i} about the replica race." for i in range(n))
+
+        await ingest(a, "kb", [{"id": "doc", "text": text("zero", 10)}])
+        for round_ in range(3):
+            ta, tb = text(f"A{round_}", 60), text(f"B{round_}", 25)  # different chunk counts
+            ra, rb = await asyncio.gather(
+                a.ingest(IngestRequest(namespace="kb", documents=[{"id": "doc", "text": ta}])),
+                b.ingest(IngestRequest(namespace="kb", documents=[{"id": "doc", "text": tb}])),
+            )
+            assert {ra.results[0].status, rb.results[0].status} <= {"updated", "failed"}
+            doc = await a.get_document(DocumentRef(namespace="kb", doc_id="doc"))
+            assert doc.text in (ta, tb)
+            tag = f"A{round_}" if doc.text == ta else f"B{round_}"
+            counted = await a.count(CountRequest(namespace="kb"))
+            assert (counted.documents, counted.chunks) == (1, doc.chunks)  # no orphans left
+            hits = await a.search(
+                SearchRequest(namespace="kb", query="replica race", top_k=100, candidates=100, rerank=False)
+            )
+            assert len(hits.results) == doc.chunks
+            assert all(f"Version {tag} " in h.text for h in hits.results)
+    finally:
+        await b.close()
+
+
+async def test_an_ingest_that_loses_the_flip_to_another_replica_leaves_no_trace(
+    any_core: KnowledgeCore, dense_encoder
+) -> None:
+    a = any_core
+    b = await KnowledgeCore.open(a.settings, dense=dense_encoder, stores=(a.store, a.meta))
+    try:
+        await ingest(a, "kb", [{"id": "doc", "text": "The first version."}])
+        theirs = " ".join(f"Replica B wrote sentence {i}." for i in range(40))
+        run_store = a.run_store
+
+        async def flip_after_b(fn, *args):  # B's ingest lands between A's read and A's flip
+            if fn == a.store.swap_doc:
+                a.run_store = run_store
+                await b.ingest(IngestRequest(namespace="kb", documents=[{"id": "doc", "text": theirs}]))
+            return await run_store(fn, *args)
+
+        a.run_store = flip_after_b  # type: ignore[method-assign]
+        mine = await a.ingest(
+            IngestRequest(namespace="kb", documents=[{"id": "doc", "text": "A's version."}])
+        )
+        assert mine.results[0].status == "failed" and "concurrent" in mine.results[0].error
+        doc = await a.get_document(DocumentRef(namespace="kb", doc_id="doc"))
+        assert doc.text == theirs
+        counted = await a.count(CountRequest(namespace="kb"))
+        assert counted.chunks == doc.chunks  # A's chunks were removed, B's old ones too
+        hits = await a.search(SearchRequest(namespace="kb", query="A's version", top_k=50, candidates=50))
+        assert all("Replica B" in h.text for h in hits.results)
+    finally:
+        await b.close()

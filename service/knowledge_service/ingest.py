@@ -1,9 +1,11 @@
 """Ingest and delete: validate -> content-hash -> chunk -> encode -> write chunks -> flip -> clean.
 
-A document's chunks carry a *generation*; its record names the live one, and search drops the
-rest. A re-ingest writes the new generation's chunks, then flips the record in one write, then
-deletes the old chunks: a search sees the old version or the new one, never neither or both, and
-chunks of a write that failed half-way are never visible.
+A document's chunks carry a *generation* (random, unique per write); its record names the live
+one, and search drops the rest. A re-ingest writes the new generation's chunks, then flips the
+record in one compare-and-set write (only if it still names the generation this write replaces),
+then deletes the old chunks: a search sees the old version or the new one, never neither or both;
+chunks of a write that failed half-way, or lost to a concurrent write on another replica, are
+never visible and are removed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -142,7 +145,7 @@ async def _write(
             results[p.pos] = IngestResult(id=p.doc.id, status="unchanged", chunks=old["chunks"])
             continue
         old_gen = int(old["generation"]) if old else None
-        gen = (old_gen or 0) + 1
+        gen = secrets.randbits(62)  # unique per write: concurrent writers never share chunk ids
         generations[p.doc.id] = (old_gen, gen)
         points.extend(_points(ns, p, gen, core))
         records.append(
@@ -169,16 +172,29 @@ async def _write(
             await core.run_store(core.store.upsert_chunks, points[start : start + UPSERT_BATCH])
     except Exception:
         # The records still name the old generations, so nothing written here is visible.
-        for doc_id, (old_gen, _) in generations.items():
+        for doc_id, (_, gen) in generations.items():
             try:
-                await core.run_store(core.store.delete_chunks, ns, doc_id, old_gen)
+                await core.run_store(core.store.delete_chunks, ns, doc_id, gen)
             except Exception:
                 log.warning("could not clean partial chunks of %r/%r", ns, doc_id)
         raise
-    await core.run_store(core.store.put_docs, records)  # the flip: new generations go live
+    # The flip: each record moves to its new generation only if nobody else moved it meanwhile.
+    for record in records:
+        await core.run_store(core.store.swap_doc, record, generations[record["doc_id"]][0])
+    stored = await core.run_store(core.store.get_docs, ns, list(generations))
+    positions = {p.doc.id: p.pos for p in todo}
     for doc_id, (old_gen, gen) in generations.items():
-        if old_gen is not None:
+        if stored.get(doc_id, {}).get("generation") == gen:  # won: the old chunks go
+            if old_gen is not None:
+                await core.run_store(core.store.delete_chunks, ns, doc_id, old_gen)
+        else:  # a concurrent ingest or delete of this document won: ours never became visible
             await core.run_store(core.store.delete_chunks, ns, doc_id, gen)
+            results[positions[doc_id]] = IngestResult(
+                id=doc_id,
+                status="failed",
+                error=f"documents[{positions[doc_id]}]: a concurrent ingest or delete of this document "
+                "won; send it again if yours should be the latest",
+            )
     return True
 
 

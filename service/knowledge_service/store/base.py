@@ -5,8 +5,8 @@ the ``kind`` payload field and partitioned by ``namespace`` (a tenant index):
 
 - ``chunk``: a searchable passage with a dense and a BM25 sparse vector;
 - ``doc``: the document record (no vectors): content hash, text, metadata and the *live
-  generation*. Chunks of any other generation are invisible, which is how a re-ingest swaps a
-  document's chunks in one step;
+  generation* (a random number, unique per write). Chunks of any other generation are invisible,
+  which is how a re-ingest swaps a document's chunks in one step;
 - ``ns``: the namespace record holding its index version.
 """
 
@@ -87,15 +87,18 @@ class Store(ABC):
         """Document records by id (missing ids are absent from the result)."""
 
     @abstractmethod
-    def put_docs(self, records: list[dict[str, Any]]) -> None: ...
+    def swap_doc(self, record: dict[str, Any], expected_generation: int | None) -> None:
+        """Write a document record only if the stored one still names ``expected_generation``
+        (None: only if there is none). Atomic in the engine, so concurrent writers cannot both win;
+        read the record back to learn who did."""
 
     @abstractmethod
     def delete_docs(self, namespace: str, doc_ids: list[str]) -> None:
         """Remove document records (their chunks become invisible at once)."""
 
     @abstractmethod
-    def delete_chunks(self, namespace: str, doc_id: str, keep_generation: int | None) -> None:
-        """Remove a document's chunks, except those of ``keep_generation``."""
+    def delete_chunks(self, namespace: str, doc_id: str, generation: int | None) -> None:
+        """Remove a document's chunks of one generation (None: of every generation)."""
 
     @abstractmethod
     def find_doc_ids(self, namespace: str, flt: Filter | None, limit: int) -> list[str]:

@@ -45,8 +45,9 @@ class EdgeDialect(FilterDialect):
         return qe.FieldCondition(key, range=qe.RangeFloat(**bounds))
 
     def group(self, must=(), should=(), must_not=()) -> Any:  # type: ignore[no-untyped-def]
-        return qe.Filter(must=list(must) or None, should=list(should) or None,
-                         must_not=list(must_not) or None)
+        return qe.Filter(
+            must=list(must) or None, should=list(should) or None, must_not=list(must_not) or None
+        )
 
 
 class EdgeStore(Store):
@@ -93,19 +94,13 @@ class EdgeStore(Store):
         scope = self._f.scope(plan.namespace, "chunk", plan.filter)
         idf = qe.SearchParams(idf=qe.IdfParams(corpus=self._f.scope(plan.namespace, "chunk")))
         dense = qe.Query.Nearest(plan.dense, using=DENSE) if plan.dense is not None else None
-        sparse = qe.Query.Nearest(
-            qe.SparseVector(plan.sparse_indices, plan.sparse_values), using=SPARSE
-        )
+        sparse = qe.Query.Nearest(qe.SparseVector(plan.sparse_indices, plan.sparse_values), using=SPARSE)
         if plan.mode == "dense":
             req = qe.QueryRequest(limit=plan.limit, query=dense, filter=scope, with_payload=True)
         elif plan.mode == "sparse":
-            req = qe.QueryRequest(
-                limit=plan.limit, query=sparse, filter=scope, params=idf, with_payload=True
-            )
+            req = qe.QueryRequest(limit=plan.limit, query=sparse, filter=scope, params=idf, with_payload=True)
         else:
-            fusion = (
-                qe.Fusion.Dbsf() if plan.fusion == "dbsf" else qe.Fusion.Rrf(plan.rrf_k, plan.weights)
-            )
+            fusion = qe.Fusion.Dbsf() if plan.fusion == "dbsf" else qe.Fusion.Rrf(plan.rrf_k, plan.weights)
             req = qe.QueryRequest(
                 limit=plan.limit,
                 prefetches=[
@@ -125,23 +120,21 @@ class EdgeStore(Store):
     def find_doc_ids(self, namespace: str, flt: Filter | None, limit: int) -> list[str]:
         records, _ = self.shard.scroll(
             qe.ScrollRequest(
-                filter=self._f.scope(namespace, "doc", flt), limit=limit,
-                with_payload=["doc_id"], with_vector=False,
+                filter=self._f.scope(namespace, "doc", flt),
+                limit=limit,
+                with_payload=["doc_id"],
+                with_vector=False,
             )
         )
         return [r.payload["doc_id"] for r in records if r.payload]
 
     def count(self, namespace: str, kind: str, flt: Filter | None = None) -> int:
-        return self.shard.count(
-            qe.CountRequest(filter=self._f.scope(namespace, kind, flt), exact=True)
-        )
+        return self.shard.count(qe.CountRequest(filter=self._f.scope(namespace, kind, flt), exact=True))
 
     def get_index_version(self, namespace: str) -> int:
         # This process owns the shard, so the in-memory copy is authoritative once read.
         if namespace not in self._versions:
-            records = self.shard.retrieve(
-                [ns_point_id(namespace)], with_payload=True, with_vector=False
-            )
+            records = self.shard.retrieve([ns_point_id(namespace)], with_payload=True, with_vector=False)
             self._versions[namespace] = int(records[0].payload["index_version"]) if records else 0
         return self._versions[namespace]
 
@@ -165,25 +158,26 @@ class EdgeStore(Store):
             len(points),
         )
 
-    def put_docs(self, records: list[dict[str, Any]]) -> None:
-        self._update(
-            qe.UpdateOperation.upsert_points(
-                [qe.Point(doc_point_id(r["namespace"], r["doc_id"]), {}, r) for r in records]
+    def swap_doc(self, record: dict[str, Any], expected_generation: int | None) -> None:
+        point = qe.Point(doc_point_id(record["namespace"], record["doc_id"]), {}, record)
+        if expected_generation is None:
+            op = qe.UpdateOperation.upsert_points([point], update_mode=qe.UpdateMode.InsertOnly)
+        else:
+            op = qe.UpdateOperation.upsert_points(
+                [point],
+                condition=self._f.group(must=[self._f.eq("generation", expected_generation)]),
+                update_mode=qe.UpdateMode.UpdateOnly,
             )
-        )
+        self._update(op)
 
     def delete_docs(self, namespace: str, doc_ids: list[str]) -> None:
-        self._update(
-            qe.UpdateOperation.delete_points([doc_point_id(namespace, d) for d in doc_ids])
-        )
+        self._update(qe.UpdateOperation.delete_points([doc_point_id(namespace, d) for d in doc_ids]))
 
-    def delete_chunks(self, namespace: str, doc_id: str, keep_generation: int | None) -> None:
-        must = [self._f.eq("namespace", namespace), self._f.eq("kind", "chunk"),
-                self._f.eq("doc_id", doc_id)]
-        keep = [self._f.eq("generation", keep_generation)] if keep_generation is not None else []
-        self._update(
-            qe.UpdateOperation.delete_points_by_filter(self._f.group(must=must, must_not=keep))
-        )
+    def delete_chunks(self, namespace: str, doc_id: str, generation: int | None) -> None:
+        must = [self._f.eq("namespace", namespace), self._f.eq("kind", "chunk"), self._f.eq("doc_id", doc_id)]
+        if generation is not None:
+            must.append(self._f.eq("generation", generation))
+        self._update(qe.UpdateOperation.delete_points_by_filter(self._f.group(must=must)))
 
     def set_index_version(self, namespace: str, version: int) -> None:
         payload = {"kind": "ns", "namespace": namespace, "index_version": version}

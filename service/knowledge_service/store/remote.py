@@ -60,8 +60,7 @@ class ClientDialect(FilterDialect):
         return m.FieldCondition(key=key, range=m.Range(**bounds))
 
     def group(self, must=(), should=(), must_not=()) -> Any:  # type: ignore[no-untyped-def]
-        return m.Filter(must=list(must) or None, should=list(should) or None,
-                        must_not=list(must_not) or None)
+        return m.Filter(must=list(must) or None, should=list(should) or None, must_not=list(must_not) or None)
 
 
 class RemoteStore(Store):
@@ -104,8 +103,12 @@ class RemoteStore(Store):
             )
         elif plan.mode == "sparse":
             res = self.client.query_points(
-                self.collection, query=sparse, using=SPARSE, query_filter=scope,
-                search_params=idf, **common,
+                self.collection,
+                query=sparse,
+                using=SPARSE,
+                query_filter=scope,
+                search_params=idf,
+                **common,
             )
         else:
             fusion: Any = (
@@ -117,8 +120,7 @@ class RemoteStore(Store):
                 self.collection,
                 prefetch=[
                     m.Prefetch(query=plan.dense, using=DENSE, filter=scope, limit=plan.candidates),
-                    m.Prefetch(query=sparse, using=SPARSE, filter=scope, params=idf,
-                               limit=plan.candidates),
+                    m.Prefetch(query=sparse, using=SPARSE, filter=scope, params=idf, limit=plan.candidates),
                 ],
                 query=fusion,
                 **common,
@@ -134,8 +136,11 @@ class RemoteStore(Store):
     @_unavailable_on_failure
     def find_doc_ids(self, namespace: str, flt: Filter | None, limit: int) -> list[str]:
         records, _ = self.client.scroll(
-            self.collection, scroll_filter=self._f.scope(namespace, "doc", flt), limit=limit,
-            with_payload=["doc_id"], with_vectors=False,
+            self.collection,
+            scroll_filter=self._f.scope(namespace, "doc", flt),
+            limit=limit,
+            with_payload=["doc_id"],
+            with_vectors=False,
         )
         return [r.payload["doc_id"] for r in records if r.payload]
 
@@ -164,8 +169,10 @@ class RemoteStore(Store):
             [
                 m.PointStruct(
                     id=p.id,
-                    vector={DENSE: p.dense, SPARSE: m.SparseVector(indices=p.sparse_indices,
-                                                                   values=p.sparse_values)},
+                    vector={
+                        DENSE: p.dense,
+                        SPARSE: m.SparseVector(indices=p.sparse_indices, values=p.sparse_values),
+                    },
                     payload=p.payload,
                 )
                 for p in points
@@ -174,36 +181,42 @@ class RemoteStore(Store):
         )
 
     @_unavailable_on_failure
-    def put_docs(self, records: list[dict[str, Any]]) -> None:
-        self.client.upsert(
-            self.collection,
-            [m.PointStruct(id=doc_point_id(r["namespace"], r["doc_id"]), vector={}, payload=r)
-             for r in records],
-            wait=True,
+    def swap_doc(self, record: dict[str, Any], expected_generation: int | None) -> None:
+        point = m.PointStruct(
+            id=doc_point_id(record["namespace"], record["doc_id"]), vector={}, payload=record
         )
+        if expected_generation is None:
+            self.client.upsert(self.collection, [point], update_mode=m.UpdateMode.INSERT_ONLY, wait=True)
+        else:
+            self.client.upsert(
+                self.collection,
+                [point],
+                update_filter=self._f.group(must=[self._f.eq("generation", expected_generation)]),
+                update_mode=m.UpdateMode.UPDATE_ONLY,
+                wait=True,
+            )
 
     @_unavailable_on_failure
     def delete_docs(self, namespace: str, doc_ids: list[str]) -> None:
         self.client.delete(
-            self.collection, m.PointIdsList(points=[doc_point_id(namespace, d) for d in doc_ids]),
+            self.collection,
+            m.PointIdsList(points=[doc_point_id(namespace, d) for d in doc_ids]),
             wait=True,
         )
 
     @_unavailable_on_failure
-    def delete_chunks(self, namespace: str, doc_id: str, keep_generation: int | None) -> None:
-        must = [self._f.eq("namespace", namespace), self._f.eq("kind", "chunk"),
-                self._f.eq("doc_id", doc_id)]
-        keep = [self._f.eq("generation", keep_generation)] if keep_generation is not None else []
-        self.client.delete(
-            self.collection, m.FilterSelector(filter=self._f.group(must=must, must_not=keep)),
-            wait=True,
-        )
+    def delete_chunks(self, namespace: str, doc_id: str, generation: int | None) -> None:
+        must = [self._f.eq("namespace", namespace), self._f.eq("kind", "chunk"), self._f.eq("doc_id", doc_id)]
+        if generation is not None:
+            must.append(self._f.eq("generation", generation))
+        self.client.delete(self.collection, m.FilterSelector(filter=self._f.group(must=must)), wait=True)
 
     @_unavailable_on_failure
     def set_index_version(self, namespace: str, version: int) -> None:
         payload = {"kind": "ns", "namespace": namespace, "index_version": version}
         self.client.upsert(
-            self.collection, [m.PointStruct(id=ns_point_id(namespace), vector={}, payload=payload)],
+            self.collection,
+            [m.PointStruct(id=ns_point_id(namespace), vector={}, payload=payload)],
             wait=True,
         )
 
