@@ -259,3 +259,15 @@ async def test_a_version_left_without_its_head_is_recovered(core: KnowledgeCore)
         await put(core, "p", settings={"top_k": 4}, expected_version=1)
     assert core.profiles.get("p").version == 2  # the head caught up, so a re-read and retry works
     assert (await put(core, "p", settings={"top_k": 4}, expected_version=2)).version == 3
+
+
+async def test_a_change_made_while_the_gate_evaluates_is_not_overwritten(core: KnowledgeCore) -> None:
+    await put(core, "gated", settings={"top_k": 3})
+
+    async def slow_gate(candidate) -> None:  # meanwhile, someone else changes the profile
+        await put(core, "gated", settings={"top_k": 7}, note="landed during the evaluation")
+
+    with pytest.raises(Conflict, match="changed concurrently"):
+        await core.profiles.put("gated", {"top_k": 5}, check=slow_gate)
+    head = core.profiles.get("gated")
+    assert (head.version, head.settings.top_k) == (2, 7)  # the gate's candidate did not land on top

@@ -128,24 +128,28 @@ class ProfileRegistry:
     ) -> ProfileOut:
         """Create version n+1 of ``name`` (n = 0 for a new profile) and make it active.
 
-        ``check`` may veto the new settings (the evaluation gate) by raising.
+        ``check`` may veto the new settings (the evaluation gate) by raising. It runs without any
+        lock; if the profile changed meanwhile, the write fails with Conflict instead of landing on
+        top of a version the gate never saw.
         """
         try:
             new = RetrievalSettings.model_validate(settings)
         except ValidationError as exc:
             raise from_validation_error(exc) from None
+        await self.refresh(force=True)
+        current = self._heads.get(name)
+        if expected_version is not None and (current.version if current else 0) != expected_version:
+            raise Conflict(
+                f"profile {name!r} is at version {current.version if current else 0}, not "
+                f"{expected_version}; re-read it and retry",
+                field="expected_version",
+            )
+        if check is not None:  # may take minutes: no lock held; the write below is a compare-and-set
+            await check(new)
         async with self._lock:
-            await self.refresh(force=True)
-            current = self._heads.get(name)
-            if expected_version is not None and (current.version if current else 0) != expected_version:
-                raise Conflict(
-                    f"profile {name!r} is at version {current.version if current else 0}, not "
-                    f"{expected_version}; re-read it and retry",
-                    field="expected_version",
-                )
-            if check is not None:
-                await check(new)
-            return await self._write_version(name, new, current, note, strict=expected_version is not None)
+            # With a gate, the new version must follow the one it was compared with.
+            strict = expected_version is not None or check is not None
+            return await self._write_version(name, new, current, note, strict=strict)
 
     async def rollback(self, name: str, version: int) -> ProfileOut:
         """Make version ``version``'s settings active again, as a new version."""
