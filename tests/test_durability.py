@@ -34,8 +34,12 @@ WRITER = textwrap.dedent("""
 
 async def test_acknowledged_ingest_survives_kill_9(tmp_path: Path, dense_encoder: DenseEncoder) -> None:
     data = tmp_path / "data"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(data)], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(data)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         assert line.startswith("ACK"), line
@@ -59,5 +63,61 @@ async def test_acknowledged_ingest_survives_kill_9(tmp_path: Path, dense_encoder
         assert (count.documents, count.chunks, count.index_version) == (1, 1, version)
         hits = await core.search(SearchRequest(namespace="kb", query="acknowledged before the crash"))
         assert [h.doc_id for h in hits.results] == ["kept"]
+    finally:
+        await core.close()
+
+
+TORN_WRITER = textwrap.dedent("""
+    import asyncio, sys, time
+    from knowledge_service.config import Settings
+    from knowledge_service.core import KnowledgeCore
+    from knowledge_service.models import IngestRequest
+
+    async def main():
+        core = await KnowledgeCore.open(Settings(data_dir=sys.argv[1], optimize_idle_s=0))
+        await core.ingest(IngestRequest(namespace="kb", documents=[
+            {"id": "doc", "text": "The first version, acknowledged."}]))
+        def die_before_the_flip(record, expected):  # chunks and markers are written by now
+            print("TORN", flush=True)
+            time.sleep(600)
+        core.store.swap_doc = die_before_the_flip
+        text = " ".join(f"Sentence {i} of a second version that never lands." for i in range(60))
+        await core.ingest(IngestRequest(namespace="kb", documents=[{"id": "doc", "text": text}]))
+
+    asyncio.run(main())
+""")
+
+
+async def test_kill_9_in_the_middle_of_a_replacement_leaves_one_version_and_sweepable_orphans(
+    tmp_path: Path, dense_encoder: DenseEncoder
+) -> None:
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TORN_WRITER, str(data)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("TORN"), line
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    core = await KnowledgeCore.open(Settings(data_dir=data, optimize_idle_s=0), dense=dense_encoder)
+    try:
+        doc = await core.get_document(DocumentRef(namespace="kb", doc_id="doc"))
+        assert doc.text == "The first version, acknowledged."
+        counted = await core.count(CountRequest(namespace="kb"))
+        assert (counted.documents, counted.chunks) == (1, 1)  # the torn write is not counted
+        every = await core.run_store(core.store.count, "kb", "chunk")
+        assert every > 1  # ...but its chunks are on disk, named by its markers
+        core.sweeper.grace_s = 0.0  # the dead writer's markers are past any grace period
+        assert await core.sweeper.sweep_markers() == every - 1
+        assert await core.run_store(core.store.count, "kb", "chunk") == 1
+        assert await core.run_store(core.store.count, "kb", "gc") == 0
+        hits = await core.search(SearchRequest(namespace="kb", query="second version sentence"))
+        assert [h.text for h in hits.results] == ["The first version, acknowledged."]
     finally:
         await core.close()

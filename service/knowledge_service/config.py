@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     optimize_min_points: int = Field(
         20_000, ge=0, description="Edge: only optimise when at least this many points are unindexed."
     )
+    sweep_interval_s: float = Field(
+        60.0, ge=0, description="How often leftovers of unsettled writes are swept; 0 = never."
+    )
+    sweep_grace_s: float = Field(
+        3600.0, gt=0, description="A write's unsettled chunks are swept only once this much older."
+    )
+    sweep_scan_interval_s: float = Field(
+        86_400.0, ge=0, description="How often every chunk is checked for a live record; 0 = never."
+    )
 
     # Security (see auth.py): hashed API keys scoped to namespaces and roles.
     api_keys_file: Path | None = Field(None, description="JSON list of hashed keys (a mounted secret).")
@@ -71,6 +80,11 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(20, ge=1, description="Burst allowed above the per-key rate.")
     health_public: bool = Field(True, description="/healthz and /readyz answer without a key.")
     metrics_public: bool = Field(True, description="/metrics answers without a key (else: admin on '*').")
+    allow_unauthenticated: bool = Field(
+        False, description="Serve on a non-loopback address without API keys (refused otherwise)."
+    )
+    docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json.")
+    grpc_reflection: bool = Field(True, description="Serve gRPC server reflection.")
 
     # Limits and backpressure (admission.py).
     max_concurrent_searches: int = Field(32, ge=1, description="Searches in flight per replica.")

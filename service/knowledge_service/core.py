@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from . import delete as delete_pipeline
 from . import evaluations
 from . import ingest as ingest_pipeline
 from . import search as search_pipeline
@@ -39,14 +40,22 @@ from .models import (
     SearchRequest,
     SearchResponse,
 )
+from .parsing import ParsedFile, parse_file
 from .profiles import ProfileOut, ProfileRegistry
+from .settle import shielded
 from .store import MetaStore, Store, open_meta_store, open_store
+from .sweeper import Sweeper
 from .tracing import tracer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAINTAIN_EVERY_S = 5.0
+
+
+@dataclass
+class IndexVersion:
+    value: int = 0
 
 
 class KnowledgeCore:
@@ -100,7 +109,8 @@ class KnowledgeCore:
         self._query_pool = ThreadPoolExecutor(1, thread_name_prefix="query-model")
         self._ingest_pool = ThreadPoolExecutor(1, thread_name_prefix="ingest-model")
         self._ns_locks: dict[str, asyncio.Lock] = {}
-        self._maintainer: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.sweeper = Sweeper(self)
         self.profiles = ProfileRegistry(
             meta, self.run_store, poll_s=settings.profile_poll_s, redis_url=settings.redis_url
         )
@@ -148,14 +158,16 @@ class KnowledgeCore:
             owns_store=stores is None,
         )
         await core.profiles.start()
-        core._maintainer = asyncio.create_task(core._maintain_forever())
+        core._tasks.append(asyncio.create_task(core._maintain_forever()))
+        if settings.sweep_interval_s > 0:
+            core._tasks.append(asyncio.create_task(core.sweeper.run_forever()))
         return core
 
     async def close(self) -> None:
-        if self._maintainer:
-            self._maintainer.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._maintainer
+                await task
         await self.profiles.stop()
         await self.cache.close()
         if self._owns_store:
@@ -175,7 +187,19 @@ class KnowledgeCore:
     # ------------------------------------------------------------------ helpers
 
     async def run_store(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._store_pool, fn, *args)
+        """Run a blocking store call in the store pool.
+
+        A store call cannot be stopped once its thread runs it, so when the caller is cancelled
+        this waits for the call to end before passing the cancellation on: whatever cleanup runs
+        next sees its effect (a write never lands after the cleanup that should remove it).
+        """
+        future = asyncio.get_running_loop().run_in_executor(self._store_pool, fn, *args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await future
+            raise
 
     async def run_query_model(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._query_pool, fn, *args)
@@ -186,13 +210,17 @@ class KnowledgeCore:
     def namespace_lock(self, namespace: str) -> asyncio.Lock:
         return self._ns_locks.setdefault(namespace, asyncio.Lock())
 
-    async def bump_index_version(self, namespace: str) -> int:
-        """Advance the namespace's index version (caller holds the namespace lock)."""
-        old = await self.run_store(self.store.get_index_version, namespace)
-        # Microseconds since the epoch, and always increasing: unique across replicas too.
-        new = max(old + 1, time.time_ns() // 1000)
-        await self.run_store(self.store.set_index_version, namespace, new)
-        return new
+    @contextlib.asynccontextmanager
+    async def index_write(self, namespace: str) -> AsyncIterator[IndexVersion]:
+        """Bracket a write with index version bumps: one before it starts, one after it ends
+        (however it ends). No cache entry made before the write is reachable once it began, and
+        none made while it ran (which may show it half done) is reachable once it ended."""
+        await self.run_store(self.store.bump_index_version, namespace)
+        version = IndexVersion()
+        try:
+            yield version
+        finally:
+            version.value = await shielded(self.run_store(self.store.bump_index_version, namespace))
 
     # ------------------------------------------------------------------ search
 
@@ -238,7 +266,7 @@ class KnowledgeCore:
         return resp
 
     async def delete(self, req: DeleteRequest) -> DeleteResponse:
-        return await ingest_pipeline.delete(self, req)
+        return await delete_pipeline.delete(self, req)
 
     async def get_document(self, req: DocumentRef) -> DocumentOut:
         records = await self.run_store(self.store.get_docs, req.namespace, [req.doc_id])
@@ -256,13 +284,21 @@ class KnowledgeCore:
         )
 
     async def count(self, req: CountRequest) -> CountResponse:
+        """Documents, and chunks of their live generations (never leftovers of failed writes)."""
         docs = await self.run_store(self.store.count, req.namespace, "doc", req.filter)
-        chunks = await self.run_store(self.store.count, req.namespace, "chunk", req.filter)
+        chunks = await self.run_store(self.store.count_live_chunks, req.namespace, req.filter)
         version = await self.run_store(self.store.get_index_version, req.namespace)
         return CountResponse(documents=docs, chunks=chunks, index_version=version)
 
+    async def parse_file(
+        self, filename: str, data: bytes, content_type: str | None, *, field: str = "file"
+    ) -> ParsedFile:
+        """Parse one uploaded file (off the event loop)."""
+        return await asyncio.to_thread(parse_file, filename, data, content_type, field=field)
+
     async def readiness(self) -> dict[str, str]:
-        """Each component's state; the service is ready when the store answers."""
+        """Each component's state as one word (``ok``, ``down``, ``not_configured``), never an error
+        text, host or port (those go to the log); the service is ready when the store answers."""
         state = {
             "model": "ok",
             "store": "ok",
@@ -272,11 +308,13 @@ class KnowledgeCore:
         try:
             await self.run_store(self.store.ping)
         except Exception as exc:
-            state["store"] = f"down: {exc}"
+            log.warning("readiness: store down: %r", exc)
+            state["store"] = "down"
         try:
             await self.cache.ping()
         except CacheUnavailable as exc:
-            state["cache"] = f"down: {exc}"
+            log.warning("readiness: cache down: %s", exc)
+            state["cache"] = "down"
         for component in ("model", "store", "cache"):
             self.metrics.up.labels(component).set(1 if state[component] == "ok" else 0)
         return state

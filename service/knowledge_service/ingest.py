@@ -1,11 +1,14 @@
-"""Ingest and delete: validate -> content-hash -> chunk -> encode -> write chunks -> flip -> clean.
+"""Ingest: validate -> content-hash -> chunk -> encode -> mark -> write chunks -> flip -> settle.
 
 A document's chunks carry a *generation* (random, unique per write); its record names the live
-one, and search drops the rest. A re-ingest writes the new generation's chunks, then flips the
-record in one compare-and-set write (only if it still names the generation this write replaces),
-then deletes the old chunks: a search sees the old version or the new one, never neither or both;
-chunks of a write that failed half-way, or lost to a concurrent write on another replica, are
-never visible and are removed.
+one, and search drops the rest. A re-ingest leaves cleanup markers for the generation it writes
+and the one it replaces, writes the new generation's chunks, flips the record in one
+compare-and-set write (only if it still names the generation this write replaces), then settles
+(settle.py): the chunks of whichever generation is not live go, then the markers. A search sees
+the old version or the new one, never neither or both; chunks of a write that failed or was
+cancelled half-way, or lost to a concurrent write on another replica, are never visible, and are
+removed by the settling, by a retry or by the sweeper. The namespace's index version moves before
+the write and again after it, so no cached result from before the write is served once it began.
 """
 
 from __future__ import annotations
@@ -22,16 +25,9 @@ from pydantic import ValidationError
 
 from .encoders import passage_text
 from .errors import InvalidArgument, from_validation_error
-from .limits import MAX_BATCH_DOCS
-from .models import (
-    DeleteRequest,
-    DeleteResponse,
-    DocumentIn,
-    IngestRequest,
-    IngestResponse,
-    IngestResult,
-)
-from .store import ChunkPoint
+from .models import DocumentIn, IngestRequest, IngestResponse, IngestResult
+from .settle import repair, settle, shielded
+from .store import ChunkPoint, Marker
 from .store.base import chunk_point_id
 
 if TYPE_CHECKING:
@@ -92,13 +88,16 @@ async def ingest(core: KnowledgeCore, req: IngestRequest) -> IngestResponse:
         )
 
     existing = await core.run_store(core.store.get_docs, ns, [p.doc.id for p in pending])
-    todo = []
+    todo, unchanged = [], []
     for p in pending:
         old = existing.get(p.doc.id)
         if old is not None and old.get("content_hash") == p.content_hash:
             results[p.pos] = IngestResult(id=p.doc.id, status="unchanged", chunks=old["chunks"])
+            unchanged.append(p.doc.id)
         else:
             todo.append(p)
+    if unchanged:  # a retry of a write whose cleanup failed: finish it
+        await repair(core, ns, unchanged)
 
     if todo:
         await core.run_ingest_model(_chunk_and_encode, core, todo)
@@ -109,13 +108,13 @@ async def ingest(core: KnowledgeCore, req: IngestRequest) -> IngestResponse:
                 )
         todo = [p for p in todo if p.chunks]
 
-    async with core.namespace_lock(ns):
-        written = await _write(core, ns, todo, results) if todo else False
-        if written:
-            version = await core.bump_index_version(ns)
-        else:
-            version = await core.run_store(core.store.get_index_version, ns)
-    return IngestResponse(results=[r for r in results if r is not None], index_version=version)
+    if todo:
+        async with core.namespace_lock(ns), core.index_write(ns) as version:
+            await _write(core, ns, todo, results)
+        index_version = version.value
+    else:
+        index_version = await core.run_store(core.store.get_index_version, ns)
+    return IngestResponse(results=[r for r in results if r is not None], index_version=index_version)
 
 
 def _chunk_and_encode(core: KnowledgeCore, todo: list[_Pending]) -> None:
@@ -132,13 +131,15 @@ def _chunk_and_encode(core: KnowledgeCore, todo: list[_Pending]) -> None:
 
 async def _write(
     core: KnowledgeCore, ns: str, todo: list[_Pending], results: list[IngestResult | None]
-) -> bool:
-    """Write under the namespace lock; returns whether anything changed."""
-    existing = await core.run_store(core.store.get_docs, ns, [p.doc.id for p in todo])
+) -> None:
+    """Mark, write the chunks, flip the records, settle (always, also on failure or cancellation)."""
+    store = core.store
+    existing = await core.run_store(store.get_docs, ns, [p.doc.id for p in todo])
     now = time.time()
     points: list[ChunkPoint] = []
-    records: list[dict[str, Any]] = []
-    generations: dict[str, tuple[int | None, int]] = {}
+    records: list[tuple[dict[str, Any], int | None]] = []
+    markers: list[Marker] = []
+    writes: dict[str, tuple[int, _Pending, bool]] = {}  # doc id -> (generation, pending, replaces)
     for p in todo:
         old = existing.get(p.doc.id)
         if old is not None and old.get("content_hash") == p.content_hash:  # raced with a twin
@@ -146,59 +147,60 @@ async def _write(
             continue
         old_gen = int(old["generation"]) if old else None
         gen = secrets.randbits(62)  # unique per write: concurrent writers never share chunk ids
-        generations[p.doc.id] = (old_gen, gen)
-        points.extend(_points(ns, p, gen, core))
-        records.append(
-            {
-                "kind": "doc",
-                "namespace": ns,
-                "doc_id": p.doc.id,
-                "generation": gen,
-                "content_hash": p.content_hash,
-                "chunks": len(p.chunks),
-                "title": p.doc.title,
-                "text": p.doc.text,
-                "metadata": p.doc.metadata,
-                "updated_at": now,
-            }
-        )
-        results[p.pos] = IngestResult(
-            id=p.doc.id, status="updated" if old else "created", chunks=len(p.chunks)
-        )
-    if not records:
-        return False
+        writes[p.doc.id] = (gen, p, old is not None)
+        markers.append(Marker(ns, p.doc.id, gen, "new"))
+        if old_gen is not None:
+            markers.append(Marker(ns, p.doc.id, old_gen, "old"))
+        points.extend(_points(ns, p, gen, now, core))
+        records.append((_record(ns, p, gen, now), old_gen))
+    if not writes:
+        return
+
+    await core.run_store(store.put_markers, markers)  # before anything that could be left behind
     try:
+        marked_at = time.time()
         for start in range(0, len(points), UPSERT_BATCH):
-            await core.run_store(core.store.upsert_chunks, points[start : start + UPSERT_BATCH])
-    except Exception:
-        # The records still name the old generations, so nothing written here is visible.
-        for doc_id, (_, gen) in generations.items():
-            try:
-                await core.run_store(core.store.delete_chunks, ns, doc_id, gen)
-            except Exception:
-                log.warning("could not clean partial chunks of %r/%r", ns, doc_id)
-        raise
-    # The flip: each record moves to its new generation only if nobody else moved it meanwhile.
-    for record in records:
-        await core.run_store(core.store.swap_doc, record, generations[record["doc_id"]][0])
-    stored = await core.run_store(core.store.get_docs, ns, list(generations))
-    positions = {p.doc.id: p.pos for p in todo}
-    for doc_id, (old_gen, gen) in generations.items():
-        if stored.get(doc_id, {}).get("generation") == gen:  # won: the old chunks go
-            if old_gen is not None:
-                await core.run_store(core.store.delete_chunks, ns, doc_id, old_gen)
+            if time.time() - marked_at > core.settings.sweep_grace_s / 4:  # a long write stays fresh
+                markers = [Marker(m.namespace, m.doc_id, m.generation, m.role) for m in markers]
+                await core.run_store(store.put_markers, markers)
+                marked_at = time.time()
+            await core.run_store(store.upsert_chunks, points[start : start + UPSERT_BATCH])
+        # The flip: each record moves to its new generation only if nobody else moved it meanwhile.
+        for record, old_gen in records:
+            await core.run_store(store.swap_doc, record, old_gen)
+    finally:
+        # Whatever happened, exactly the live generation of each document keeps its chunks.
+        settled = await shielded(settle(core, ns, markers))
+    for doc_id, (gen, p, replaces) in writes.items():
+        if settled.records.get(doc_id, {}).get("generation") == gen:
+            results[p.pos] = IngestResult(
+                id=doc_id, status="updated" if replaces else "created", chunks=len(p.chunks)
+            )
         else:  # a concurrent ingest or delete of this document won: ours never became visible
-            await core.run_store(core.store.delete_chunks, ns, doc_id, gen)
-            results[positions[doc_id]] = IngestResult(
+            results[p.pos] = IngestResult(
                 id=doc_id,
                 status="failed",
-                error=f"documents[{positions[doc_id]}]: a concurrent ingest or delete of this document "
+                error=f"documents[{p.pos}]: a concurrent ingest or delete of this document "
                 "won; send it again if yours should be the latest",
             )
-    return True
 
 
-def _points(ns: str, p: _Pending, gen: int, core: KnowledgeCore) -> list[ChunkPoint]:
+def _record(ns: str, p: _Pending, gen: int, now: float) -> dict[str, Any]:
+    return {
+        "kind": "doc",
+        "namespace": ns,
+        "doc_id": p.doc.id,
+        "generation": gen,
+        "content_hash": p.content_hash,
+        "chunks": len(p.chunks),
+        "title": p.doc.title,
+        "text": p.doc.text,
+        "metadata": p.doc.metadata,
+        "updated_at": now,
+    }
+
+
+def _points(ns: str, p: _Pending, gen: int, now: float, core: KnowledgeCore) -> list[ChunkPoint]:
     out = []
     assert p.dense is not None
     for i, (chunk, vector) in enumerate(zip(p.chunks, p.dense, strict=True)):
@@ -219,36 +221,8 @@ def _points(ns: str, p: _Pending, gen: int, core: KnowledgeCore) -> list[ChunkPo
                     "text": chunk,
                     "title": p.doc.title,
                     "metadata": p.doc.metadata,
+                    "written_at": now,
                 },
             )
         )
     return out
-
-
-async def delete(core: KnowledgeCore, req: DeleteRequest) -> DeleteResponse:
-    ns = req.namespace
-    async with core.namespace_lock(ns):
-        ids = list(dict.fromkeys(req.ids))
-        found = list(await core.run_store(core.store.get_docs, ns, ids)) if ids else []
-        await _delete_docs(core, ns, found)
-        if req.filter:
-            while True:  # page through matches; each pass deletes what it found
-                batch = await core.run_store(core.store.find_doc_ids, ns, req.filter, MAX_BATCH_DOCS)
-                batch = [d for d in batch if d not in found]
-                if not batch:
-                    break
-                await _delete_docs(core, ns, batch)
-                found.extend(batch)
-        if found:
-            version = await core.bump_index_version(ns)
-        else:
-            version = await core.run_store(core.store.get_index_version, ns)
-    return DeleteResponse(deleted=len(found), index_version=version)
-
-
-async def _delete_docs(core: KnowledgeCore, ns: str, doc_ids: list[str]) -> None:
-    if not doc_ids:
-        return
-    await core.run_store(core.store.delete_docs, ns, doc_ids)  # invisible from here on
-    for doc_id in doc_ids:
-        await core.run_store(core.store.delete_chunks, ns, doc_id, None)

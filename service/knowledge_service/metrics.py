@@ -42,6 +42,12 @@ class Metrics:
             "knowledge_ingested_documents_total", "Documents ingested, by outcome.", ["status"], registry=r
         )
         self.ingested_chunks = Counter("knowledge_ingested_chunks_total", "Chunks written.", registry=r)
+        self.swept_chunks = Counter(
+            "knowledge_swept_chunks_total",
+            "Orphan chunks (no live record) removed by the sweeper, by pass (markers, scan).",
+            ["pass"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "knowledge_in_flight", "Requests holding a slot, by kind.", ["kind"], registry=r
         )

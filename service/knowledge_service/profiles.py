@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT = "default"
 CHANNEL = "knowledge:profiles"
+CAS_ATTEMPTS = 50
 
 
 class ProfileOut(BaseModel):
@@ -217,8 +218,19 @@ class ProfileRegistry:
         return out
 
     async def _bump(self) -> None:
-        self._stamp = time.time_ns()
-        await self._run(self._meta.put, {"stamp": {"kind": "stamp", "value": self._stamp}})
+        """Advance the change stamp by one, with a compare-and-set: two changes racing on two
+        replicas give two stamps, so no replica's view can match the stamp and miss a change.
+        This replica's own view is not moved: its next poll reloads and sees both."""
+        for _ in range(CAS_ATTEMPTS):
+            stored = (await self._run(self._meta.get, ["stamp"])).get("stamp")
+            old = stored["value"] if stored else None
+            token = uuid.uuid4().hex
+            record = {"kind": "stamp", "value": (old or 0) + 1, "writer": token}
+            await self._run(self._meta.put_if, "stamp", record, "value", old)
+            if (await self._run(self._meta.get, ["stamp"])).get("stamp", {}).get("writer") == token:
+                break
+        else:
+            log.warning("profile change stamp not advanced (contention); polling may take longer")
         if self._redis_url:
             await self._publish()
 
@@ -249,7 +261,7 @@ class ProfileRegistry:
 
         try:
             async with redis.Redis.from_url(self._redis_url, socket_timeout=0.5) as r:  # type: ignore[arg-type]
-                await r.publish(CHANNEL, str(self._stamp))
+                await r.publish(CHANNEL, "changed")
         except Exception as exc:  # polling still delivers the change
             log.warning("profile change not published: %r", exc)
 

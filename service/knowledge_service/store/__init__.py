@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import Settings
-from .base import ChunkPoint, Hit, QueryPlan, Store
+from .base import ChunkPoint, Hit, Marker, QueryPlan, Store
 from .meta import ClientMetaStore, EdgeMetaStore, MetaStore
 
 
@@ -29,4 +29,4 @@ def open_meta_store(settings: Settings, store: Store) -> MetaStore:
     return EdgeMetaStore(settings.edge_path / name)
 
 
-__all__ = ["ChunkPoint", "Hit", "MetaStore", "QueryPlan", "Store", "open_meta_store", "open_store"]
+__all__ = ["ChunkPoint", "Hit", "Marker", "MetaStore", "QueryPlan", "Store", "open_meta_store", "open_store"]

@@ -17,21 +17,15 @@ import qdrant_edge as qe
 
 from ..config import Settings
 from ..errors import StoreBusy
-from ..filters import Filter
-from .base import (
-    DENSE,
-    SPARSE,
-    ChunkPoint,
-    FilterDialect,
-    Hit,
-    QueryPlan,
-    Store,
-    doc_point_id,
-    ns_point_id,
-)
+from .base import DENSE, SPARSE, ChunkPoint, FilterDialect, Hit, QueryPlan, Store, UpsertMode
 
 log = logging.getLogger(__name__)
-_KEYWORD_FIELDS = ("kind", "doc_id")
+_INDEXES = {
+    "namespace": qe.KeywordIndexParams(is_tenant=True),
+    "kind": qe.KeywordIndexParams(),
+    "doc_id": qe.KeywordIndexParams(),
+    "generation": qe.IntegerIndexParams(),
+}
 
 
 class EdgeDialect(FilterDialect):
@@ -44,10 +38,16 @@ class EdgeDialect(FilterDialect):
     def range(self, key: str, bounds: dict[str, float]) -> Any:
         return qe.FieldCondition(key, range=qe.RangeFloat(**bounds))
 
+    def has_id(self, ids: list[str]) -> Any:
+        return qe.HasIdCondition(set(ids))
+
     def group(self, must=(), should=(), must_not=()) -> Any:  # type: ignore[no-untyped-def]
         return qe.Filter(
             must=list(must) or None, should=list(should) or None, must_not=list(must_not) or None
         )
+
+
+_MODES = {"upsert": None, "insert": qe.UpdateMode.InsertOnly, "update": qe.UpdateMode.UpdateOnly}
 
 
 class EdgeStore(Store):
@@ -55,8 +55,7 @@ class EdgeStore(Store):
 
     def __init__(self, settings: Settings, *, dim: int, model: str) -> None:
         self.path = settings.edge_path / f"{settings.qdrant_collection_prefix}_{model}_{dim}"
-        self._f = EdgeDialect()
-        self._versions: dict[str, int] = {}
+        self.f = EdgeDialect()
         self._lock = threading.Lock()
         self._idle_s = settings.optimize_idle_s
         self._min_points = settings.optimize_min_points
@@ -67,13 +66,14 @@ class EdgeStore(Store):
     def _open(self, dim: int) -> qe.EdgeShard:
         try:
             if self.path.exists() and any(self.path.iterdir()):
-                return qe.EdgeShard.load(str(self.path))
-            config = qe.EdgeConfig(
-                vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
-                sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-            )
-            self.path.mkdir(parents=True, exist_ok=True)
-            shard = qe.EdgeShard.create(str(self.path), config)
+                shard = qe.EdgeShard.load(str(self.path))
+            else:
+                config = qe.EdgeConfig(
+                    vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+                    sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+                )
+                self.path.mkdir(parents=True, exist_ok=True)
+                shard = qe.EdgeShard.create(str(self.path), config)
         except Exception as exc:
             if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
                 raise StoreBusy(
@@ -81,18 +81,18 @@ class EdgeStore(Store):
                     "stop it or talk to it instead"
                 ) from exc
             raise
-        shard.update(
-            qe.UpdateOperation.create_field_index("namespace", qe.KeywordIndexParams(is_tenant=True))
-        )
-        for name in _KEYWORD_FIELDS:
-            shard.update(qe.UpdateOperation.create_field_index(name, qe.KeywordIndexParams()))
+        existing = shard.info().payload_schema  # a store made by an older version may lack some
+        for name, params in _INDEXES.items():
+            if name not in existing:
+                shard.update(qe.UpdateOperation.create_field_index(name, params))
         return shard
 
     # ------------------------------------------------------------------ queries
 
     def query(self, plan: QueryPlan) -> list[Hit]:
-        scope = self._f.scope(plan.namespace, "chunk", plan.filter)
-        idf = qe.SearchParams(idf=qe.IdfParams(corpus=self._f.scope(plan.namespace, "chunk")))
+        f = self.f
+        scope = f.scope(plan.namespace, "chunk", plan.filter)
+        idf = qe.SearchParams(idf=qe.IdfParams(corpus=f.scope(plan.namespace, "chunk")))
         dense = qe.Query.Nearest(plan.dense, using=DENSE) if plan.dense is not None else None
         sparse = qe.Query.Nearest(qe.SparseVector(plan.sparse_indices, plan.sparse_values), using=SPARSE)
         if plan.mode == "dense":
@@ -112,36 +112,25 @@ class EdgeStore(Store):
             )
         return [Hit(str(p.id), p.score, p.payload or {}) for p in self.shard.query(req)]
 
-    def get_docs(self, namespace: str, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
-        ids = [doc_point_id(namespace, d) for d in dict.fromkeys(doc_ids)]
-        records = self.shard.retrieve(ids, with_payload=True, with_vector=False)
-        return {r.payload["doc_id"]: r.payload for r in records if r.payload}
-
-    def find_doc_ids(self, namespace: str, flt: Filter | None, limit: int) -> list[str]:
-        records, _ = self.shard.scroll(
-            qe.ScrollRequest(
-                filter=self._f.scope(namespace, "doc", flt),
-                limit=limit,
-                with_payload=["doc_id"],
-                with_vector=False,
-            )
-        )
-        return [r.payload["doc_id"] for r in records if r.payload]
-
-    def count(self, namespace: str, kind: str, flt: Filter | None = None) -> int:
-        return self.shard.count(qe.CountRequest(filter=self._f.scope(namespace, kind, flt), exact=True))
-
-    def get_index_version(self, namespace: str) -> int:
-        # This process owns the shard, so the in-memory copy is authoritative once read.
-        if namespace not in self._versions:
-            records = self.shard.retrieve([ns_point_id(namespace)], with_payload=True, with_vector=False)
-            self._versions[namespace] = int(records[0].payload["index_version"]) if records else 0
-        return self._versions[namespace]
-
     def ping(self) -> None:
         self.shard.info()
 
-    # ------------------------------------------------------------------ writes
+    # ------------------------------------------------------------------ primitives
+
+    def _retrieve(self, ids: list[str]) -> list[dict[str, Any]]:
+        records = self.shard.retrieve(ids, with_payload=True, with_vector=False)
+        return [r.payload for r in records if r.payload]
+
+    def _scroll(
+        self, flt: Any, limit: int, offset: Any, fields: list[str] | bool
+    ) -> tuple[list[dict[str, Any]], Any]:
+        records, next_offset = self.shard.scroll(
+            qe.ScrollRequest(filter=flt, limit=limit, offset=offset, with_payload=fields, with_vector=False)
+        )
+        return [r.payload for r in records if r.payload], next_offset
+
+    def _count(self, flt: Any) -> int:
+        return self.shard.count(qe.CountRequest(filter=flt, exact=True))
 
     def upsert_chunks(self, points: list[ChunkPoint]) -> None:
         self._update(
@@ -158,31 +147,14 @@ class EdgeStore(Store):
             len(points),
         )
 
-    def swap_doc(self, record: dict[str, Any], expected_generation: int | None) -> None:
-        point = qe.Point(doc_point_id(record["namespace"], record["doc_id"]), {}, record)
-        if expected_generation is None:
-            op = qe.UpdateOperation.upsert_points([point], update_mode=qe.UpdateMode.InsertOnly)
-        else:
-            op = qe.UpdateOperation.upsert_points(
-                [point],
-                condition=self._f.group(must=[self._f.eq("generation", expected_generation)]),
-                update_mode=qe.UpdateMode.UpdateOnly,
-            )
-        self._update(op)
+    def _upsert(
+        self, points: list[tuple[str, dict[str, Any]]], *, mode: UpsertMode = "upsert", condition: Any = None
+    ) -> None:
+        batch = [qe.Point(point_id, {}, payload) for point_id, payload in points]
+        self._update(qe.UpdateOperation.upsert_points(batch, condition=condition, update_mode=_MODES[mode]))
 
-    def delete_docs(self, namespace: str, doc_ids: list[str]) -> None:
-        self._update(qe.UpdateOperation.delete_points([doc_point_id(namespace, d) for d in doc_ids]))
-
-    def delete_chunks(self, namespace: str, doc_id: str, generation: int | None) -> None:
-        must = [self._f.eq("namespace", namespace), self._f.eq("kind", "chunk"), self._f.eq("doc_id", doc_id)]
-        if generation is not None:
-            must.append(self._f.eq("generation", generation))
-        self._update(qe.UpdateOperation.delete_points_by_filter(self._f.group(must=must)))
-
-    def set_index_version(self, namespace: str, version: int) -> None:
-        payload = {"kind": "ns", "namespace": namespace, "index_version": version}
-        self._update(qe.UpdateOperation.upsert_points([qe.Point(ns_point_id(namespace), {}, payload)]))
-        self._versions[namespace] = version
+    def _delete(self, flt: Any) -> None:
+        self._update(qe.UpdateOperation.delete_points_by_filter(flt))
 
     def _update(self, op: qe.UpdateOperation, points: int = 0) -> None:
         self.shard.update(op)

@@ -43,6 +43,11 @@ class MetaStore(ABC):
     def put_newer(self, key: str, record: dict[str, Any], field: str) -> None:
         """Write ``record`` unless the stored one's ``field`` is already >= the new one's."""
 
+    @abstractmethod
+    def put_if(self, key: str, record: dict[str, Any], field: str, expected: Any) -> None:
+        """Write ``record`` only if the stored one's ``field`` equals ``expected`` (None: only if
+        there is no record); atomic in the engine. Read it back to learn whether it landed."""
+
     def close(self) -> None:
         return None
 
@@ -78,6 +83,17 @@ class EdgeMetaStore(MetaStore):
         older = qe.Filter(must=[qe.FieldCondition(field, range=qe.RangeFloat(lt=record[field]))])
         point = qe.Point(record_id(key), {}, {**record, "key": key})
         self.shard.update(qe.UpdateOperation.upsert_points([point], condition=older))
+
+    def put_if(self, key: str, record: dict[str, Any], field: str, expected: Any) -> None:
+        point = qe.Point(record_id(key), {}, {**record, "key": key})
+        if expected is None:
+            op = qe.UpdateOperation.upsert_points([point], update_mode=qe.UpdateMode.InsertOnly)
+        else:
+            same = qe.Filter(must=[qe.FieldCondition(field, match=qe.MatchValue(expected))])
+            op = qe.UpdateOperation.upsert_points(
+                [point], condition=same, update_mode=qe.UpdateMode.UpdateOnly
+            )
+        self.shard.update(op)
 
     def scan(self, kind: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -134,6 +150,17 @@ class ClientMetaStore(MetaStore):
         older = m.Filter(must=[m.FieldCondition(key=field, range=m.Range(lt=record[field]))])
         point = m.PointStruct(id=record_id(key), vector={}, payload={**record, "key": key})
         self.client.upsert(self.collection, [point], update_filter=older, wait=True)
+
+    def put_if(self, key: str, record: dict[str, Any], field: str, expected: Any) -> None:
+        m = self._m
+        point = m.PointStruct(id=record_id(key), vector={}, payload={**record, "key": key})
+        if expected is None:
+            self.client.upsert(self.collection, [point], update_mode=m.UpdateMode.INSERT_ONLY, wait=True)
+        else:
+            same = m.Filter(must=[m.FieldCondition(key=field, match=m.MatchValue(value=expected))])
+            self.client.upsert(
+                self.collection, [point], update_filter=same, update_mode=m.UpdateMode.UPDATE_ONLY, wait=True
+            )
 
     def scan(self, kind: str) -> list[dict[str, Any]]:
         m = self._m

@@ -16,18 +16,7 @@ from qdrant_client import models as m
 
 from ..config import Settings
 from ..errors import KnowledgeError, Unavailable
-from ..filters import Filter
-from .base import (
-    DENSE,
-    SPARSE,
-    ChunkPoint,
-    FilterDialect,
-    Hit,
-    QueryPlan,
-    Store,
-    doc_point_id,
-    ns_point_id,
-)
+from .base import DENSE, SPARSE, ChunkPoint, FilterDialect, Hit, QueryPlan, Store, UpsertMode
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,8 +48,20 @@ class ClientDialect(FilterDialect):
     def range(self, key: str, bounds: dict[str, float]) -> Any:
         return m.FieldCondition(key=key, range=m.Range(**bounds))
 
+    def has_id(self, ids: list[str]) -> Any:
+        return m.HasIdCondition(has_id=ids)
+
     def group(self, must=(), should=(), must_not=()) -> Any:  # type: ignore[no-untyped-def]
         return m.Filter(must=list(must) or None, should=list(should) or None, must_not=list(must_not) or None)
+
+
+_MODES = {"upsert": None, "insert": m.UpdateMode.INSERT_ONLY, "update": m.UpdateMode.UPDATE_ONLY}
+_INDEXES = {
+    "namespace": m.KeywordIndexParams(type="keyword", is_tenant=True),
+    "kind": m.PayloadSchemaType.KEYWORD,
+    "doc_id": m.PayloadSchemaType.KEYWORD,
+    "generation": m.PayloadSchemaType.INTEGER,
+}
 
 
 class RemoteStore(Store):
@@ -73,28 +74,26 @@ class RemoteStore(Store):
         else:
             self.client = QdrantClient(url=url, api_key=settings.qdrant_api_key, timeout=10)
         self.collection = f"{settings.qdrant_collection_prefix}_{model}_{dim}"
-        self._f = ClientDialect()
+        self.f = ClientDialect()
         self._ensure_collection(dim)
 
     @_unavailable_on_failure
     def _ensure_collection(self, dim: int) -> None:
-        if self.client.collection_exists(self.collection):
-            return
-        self.client.create_collection(
-            self.collection,
-            vectors_config={DENSE: m.VectorParams(size=dim, distance=m.Distance.COSINE)},
-            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
-        )
-        self.client.create_payload_index(
-            self.collection, "namespace", m.KeywordIndexParams(type="keyword", is_tenant=True)
-        )
-        for name in ("kind", "doc_id"):
-            self.client.create_payload_index(self.collection, name, m.PayloadSchemaType.KEYWORD)
+        if not self.client.collection_exists(self.collection):
+            self.client.create_collection(
+                self.collection,
+                vectors_config={DENSE: m.VectorParams(size=dim, distance=m.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            )
+        existing = self.client.get_collection(self.collection).payload_schema or {}
+        for name, schema in _INDEXES.items():  # a collection made by an older version may lack some
+            if name not in existing:
+                self.client.create_payload_index(self.collection, name, schema)
 
     @_unavailable_on_failure
     def query(self, plan: QueryPlan) -> list[Hit]:
-        scope = self._f.scope(plan.namespace, "chunk", plan.filter)
-        idf = m.SearchParams(idf=m.IdfCorpusParams(corpus=self._f.scope(plan.namespace, "chunk")))
+        scope = self.f.scope(plan.namespace, "chunk", plan.filter)
+        idf = m.SearchParams(idf=m.IdfCorpusParams(corpus=self.f.scope(plan.namespace, "chunk")))
         sparse = m.SparseVector(indices=plan.sparse_indices, values=plan.sparse_values)
         common: dict[str, Any] = {"limit": plan.limit, "with_payload": True}
         if plan.mode == "dense":
@@ -128,37 +127,6 @@ class RemoteStore(Store):
         return [Hit(str(p.id), p.score, p.payload or {}) for p in res.points]
 
     @_unavailable_on_failure
-    def get_docs(self, namespace: str, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
-        ids = [doc_point_id(namespace, d) for d in dict.fromkeys(doc_ids)]
-        records = self.client.retrieve(self.collection, ids, with_payload=True, with_vectors=False)
-        return {r.payload["doc_id"]: r.payload for r in records if r.payload}
-
-    @_unavailable_on_failure
-    def find_doc_ids(self, namespace: str, flt: Filter | None, limit: int) -> list[str]:
-        records, _ = self.client.scroll(
-            self.collection,
-            scroll_filter=self._f.scope(namespace, "doc", flt),
-            limit=limit,
-            with_payload=["doc_id"],
-            with_vectors=False,
-        )
-        return [r.payload["doc_id"] for r in records if r.payload]
-
-    @_unavailable_on_failure
-    def count(self, namespace: str, kind: str, flt: Filter | None = None) -> int:
-        return self.client.count(
-            self.collection, count_filter=self._f.scope(namespace, kind, flt), exact=True
-        ).count
-
-    @_unavailable_on_failure
-    def get_index_version(self, namespace: str) -> int:
-        # Read through every time: other replicas may have bumped it.
-        records = self.client.retrieve(
-            self.collection, [ns_point_id(namespace)], with_payload=True, with_vectors=False
-        )
-        return int(records[0].payload["index_version"]) if records and records[0].payload else 0
-
-    @_unavailable_on_failure
     def ping(self) -> None:
         self.client.get_collection(self.collection)
 
@@ -180,45 +148,46 @@ class RemoteStore(Store):
             wait=True,
         )
 
-    @_unavailable_on_failure
-    def swap_doc(self, record: dict[str, Any], expected_generation: int | None) -> None:
-        point = m.PointStruct(
-            id=doc_point_id(record["namespace"], record["doc_id"]), vector={}, payload=record
-        )
-        if expected_generation is None:
-            self.client.upsert(self.collection, [point], update_mode=m.UpdateMode.INSERT_ONLY, wait=True)
-        else:
-            self.client.upsert(
-                self.collection,
-                [point],
-                update_filter=self._f.group(must=[self._f.eq("generation", expected_generation)]),
-                update_mode=m.UpdateMode.UPDATE_ONLY,
-                wait=True,
-            )
+    # ------------------------------------------------------------------ primitives
 
     @_unavailable_on_failure
-    def delete_docs(self, namespace: str, doc_ids: list[str]) -> None:
-        self.client.delete(
-            self.collection,
-            m.PointIdsList(points=[doc_point_id(namespace, d) for d in doc_ids]),
-            wait=True,
-        )
+    def _retrieve(self, ids: list[str]) -> list[dict[str, Any]]:
+        records = self.client.retrieve(self.collection, ids, with_payload=True, with_vectors=False)
+        return [r.payload for r in records if r.payload]
 
     @_unavailable_on_failure
-    def delete_chunks(self, namespace: str, doc_id: str, generation: int | None) -> None:
-        must = [self._f.eq("namespace", namespace), self._f.eq("kind", "chunk"), self._f.eq("doc_id", doc_id)]
-        if generation is not None:
-            must.append(self._f.eq("generation", generation))
-        self.client.delete(self.collection, m.FilterSelector(filter=self._f.group(must=must)), wait=True)
-
-    @_unavailable_on_failure
-    def set_index_version(self, namespace: str, version: int) -> None:
-        payload = {"kind": "ns", "namespace": namespace, "index_version": version}
+    def _upsert(
+        self, points: list[tuple[str, dict[str, Any]]], *, mode: UpsertMode = "upsert", condition: Any = None
+    ) -> None:
         self.client.upsert(
             self.collection,
-            [m.PointStruct(id=ns_point_id(namespace), vector={}, payload=payload)],
+            [m.PointStruct(id=point_id, vector={}, payload=payload) for point_id, payload in points],
+            update_filter=condition,
+            update_mode=_MODES[mode],
             wait=True,
         )
+
+    @_unavailable_on_failure
+    def _delete(self, flt: Any) -> None:
+        self.client.delete(self.collection, m.FilterSelector(filter=flt), wait=True)
+
+    @_unavailable_on_failure
+    def _scroll(
+        self, flt: Any, limit: int, offset: Any, fields: list[str] | bool
+    ) -> tuple[list[dict[str, Any]], Any]:
+        records, next_offset = self.client.scroll(
+            self.collection,
+            scroll_filter=flt,
+            limit=limit,
+            offset=offset,
+            with_payload=fields,
+            with_vectors=False,
+        )
+        return [r.payload for r in records if r.payload], next_offset
+
+    @_unavailable_on_failure
+    def _count(self, flt: Any) -> int:
+        return self.client.count(self.collection, count_filter=flt, exact=True).count
 
     def close(self) -> None:
         self.client.close()

@@ -1,0 +1,37 @@
+"""Two replicas changing profiles at the same moment: each sees the other's change."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from knowledge_service.core import KnowledgeCore
+
+
+async def test_no_replica_misses_a_change_that_raced_its_own(core: KnowledgeCore, dense_encoder) -> None:
+    a = core
+    b = await KnowledgeCore.open(a.settings, dense=dense_encoder, stores=(a.store, a.meta))
+    try:
+        run = a.profiles._run
+        interleaved = False
+
+        async def b_changes_first(fn: Any, *args: Any) -> Any:
+            # When A is about to advance the change stamp, B makes a whole change of its own.
+            nonlocal interleaved
+            writes_stamp = getattr(fn, "__name__", "") in ("put", "put_if") and "stamp" in repr(args[:1])
+            if not interleaved and writes_stamp:
+                interleaved = True
+                await b.profiles.put("from-b", {"top_k": 3})
+            return await run(fn, *args)
+
+        a.profiles._run = b_changes_first  # type: ignore[method-assign]
+        await a.profiles.put("from-a", {"top_k": 4})
+        assert interleaved
+        deadline = asyncio.get_running_loop().time() + 3 * a.settings.profile_poll_s + 2
+        while not (a.profiles.find("from-b") and b.profiles.find("from-a")):
+            assert asyncio.get_running_loop().time() < deadline, "a replica missed a change"
+            await asyncio.sleep(0.1)
+        assert a.profiles.find("from-b").settings.top_k == 3
+        assert b.profiles.find("from-a").settings.top_k == 4
+    finally:
+        await b.close()
