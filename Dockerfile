@@ -55,8 +55,10 @@ COPY --from=build /opt/models /opt/models
 
 # Models load from local paths only. Caches go to /tmp so the root filesystem can be read-only
 # (compose `read_only: true`, Kubernetes `readOnlyRootFilesystem`, both with a writable /tmp).
-# The defaults bind 127.0.0.1; in a container both front doors must listen on all interfaces.
-# KNOWLEDGE_RERANK_MODEL is empty (no reranker) unless a reranker was baked in above.
+# The defaults bind 127.0.0.1; in a container both front doors must listen on all interfaces, and
+# the service refuses to do that without API keys: mount the hashed keys file (README, Security) at
+# /run/secrets/knowledge_api_keys (compose and Kubernetes do), or point KNOWLEDGE_API_KEYS_FILE
+# elsewhere. KNOWLEDGE_RERANK_MODEL is empty (no reranker) unless a reranker was baked in above.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -68,6 +70,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     KNOWLEDGE_HTTP_HOST=0.0.0.0 \
     KNOWLEDGE_GRPC_HOST=0.0.0.0 \
     KNOWLEDGE_DATA_DIR=/app/data \
+    KNOWLEDGE_AUTH_REQUIRED=true \
+    KNOWLEDGE_API_KEYS_FILE=/run/secrets/knowledge_api_keys \
     KNOWLEDGE_RERANK_MODEL=${RERANK_MODEL:+/opt/models/reranker}
 
 WORKDIR /app

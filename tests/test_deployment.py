@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 
 from knowledge_service.config import Settings
 from knowledge_service.http_app import create_app
+from knowledge_service.server import check_exposure, is_loopback
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
@@ -609,3 +610,48 @@ def test_api_keys_file_is_mounted_read_only_from_the_secret(
     assert source["secretName"] == secret["metadata"]["name"]
     items = {i["path"]: i["key"] for i in source.get("items", [])}
     assert items.get(path.name) in secret["stringData"], f"{path.name} is not a key of the Secret"
+
+
+# ---- safe by default -----------------------------------------------------------------------------
+
+
+def _with_mounted_keys(env: dict[str, str], tmp_path: Path) -> Settings:
+    """Settings from a deployment's environment, with its keys file mounted (a real, valid file)."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(
+        json.dumps([{"name": "ops", "sha256": "0" * 64, "namespaces": ["*"], "roles": ["admin"]}])
+    )
+
+    def resolved(value: str) -> str:  # compose: ${VAR:-default} -> default, ${VAR:?message} -> a value
+        return INTERPOLATION.sub(lambda m: m[3] if m[2] in (":-", "-") else "set", str(value))
+
+    fields = {
+        k.removeprefix("KNOWLEDGE_").lower(): resolved(v)
+        for k, v in env.items()
+        if k.startswith("KNOWLEDGE_")
+    }
+    if "api_keys_file" in fields:
+        fields["api_keys_file"] = str(keys)
+    return Settings(**{k: v for k, v in fields.items() if k in Settings.model_fields})
+
+
+def test_every_deployment_serves_beyond_loopback_only_with_keys(
+    knowledge_env: dict[str, str],
+    configmap: dict[str, Any],
+    dockerfile: list[tuple[str, str]],
+    tmp_path: Path,
+) -> None:
+    image_env: dict[str, str] = {}
+    for word, args in final_stage(dockerfile):
+        if word == "ENV":
+            image_env.update(assignments(word, args))
+    for where, env in (("compose", knowledge_env), ("k8s", configmap["data"]), ("image", image_env)):
+        settings = _with_mounted_keys(env, tmp_path)
+        assert not is_loopback(settings.http_host), f"{where}: expected to listen beyond loopback"
+        assert settings.api_keys_file or settings.api_keys, f"{where} configures no API keys"
+        assert not settings.allow_unauthenticated, f"{where} switches the key requirement off"
+        check_exposure(settings)  # starts: keys are configured
+        with pytest.raises(ValueError, match="without API keys"):
+            check_exposure(
+                settings.model_copy(update={"api_keys_file": None, "api_keys": None, "auth_required": False})
+            )

@@ -25,6 +25,7 @@ from knowledge_service.grpc_server import (
     start_server,
     stop_server,
 )
+from knowledge_service.metrics import Metrics
 from knowledge_service.models import SearchRequest
 
 NS = "grpc-test"
@@ -174,9 +175,7 @@ async def test_ingest_stream_concatenates_results(stub: pb_grpc.KnowledgeService
 
 
 def test_unset_optional_fields_take_model_defaults():
-    assert search_request(pb.SearchRequest(namespace=NS, query="q")) == SearchRequest(
-        namespace=NS, query="q"
-    )
+    assert search_request(pb.SearchRequest(namespace=NS, query="q")) == SearchRequest(namespace=NS, query="q")
     full = pb.SearchRequest(
         namespace=NS,
         query=" q ",
@@ -254,7 +253,7 @@ async def test_health_is_serving(channel: grpc.aio.Channel):
 
 
 async def test_health_follows_set_serving():
-    server, port = create_server(object(), Settings(grpc_host="127.0.0.1"), port=0)
+    server, port = create_server(_BrokenCore(), Settings(grpc_host="127.0.0.1"), port=0)
     await start_server(server)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -281,6 +280,7 @@ class _BrokenCore:
     """Raises from every call: a domain error for search, a bug for everything else."""
 
     keys = KeyRing([], required=False)
+    metrics = Metrics()
 
     async def search(self, req: Any, deadline: float | None = None) -> Any:
         raise Overloaded("too many searches in flight; retry", retry_after_s=0.25)

@@ -64,7 +64,8 @@ class TokenBucket:
 
 
 class KeyRing:
-    """The configured keys; ``check`` authenticates a presented key and authorises one call."""
+    """The configured keys: ``admit`` authenticates a presented key and checks its role and rate,
+    ``check_namespace`` its namespaces (see access.py for which call needs what)."""
 
     def __init__(self, keys: list[ApiKey], *, required: bool, rate: float = 0.0, burst: int = 1) -> None:
         if required and not keys:
@@ -80,12 +81,15 @@ class KeyRing:
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
         keys: list[ApiKey] = []
-        sources = [
-            (str(settings.api_keys_file), Path(settings.api_keys_file).read_text())
-            if settings.api_keys_file
-            else None,
-            ("KNOWLEDGE_API_KEYS", settings.api_keys) if settings.api_keys else None,
-        ]
+        sources = [("KNOWLEDGE_API_KEYS", settings.api_keys) if settings.api_keys else None]
+        if settings.api_keys_file:
+            try:
+                sources.append((str(settings.api_keys_file), Path(settings.api_keys_file).read_text()))
+            except OSError as exc:
+                raise ValueError(
+                    f"KNOWLEDGE_API_KEYS_FILE {settings.api_keys_file} cannot be read ({exc.strerror}); "
+                    "mount the keys file there"
+                ) from None
         for source in filter(None, sources):
             try:
                 keys += TypeAdapter(list[ApiKey]).validate_python(json.loads(source[1]))
@@ -114,20 +118,16 @@ class KeyRing:
             raise Unauthenticated("unknown API key")
         return found
 
-    def check(self, authorization: str | None, role: Role, namespace: str | None) -> None:
-        """Raise unless the presented key may act in ``role`` on ``namespace``.
+    def admit(self, authorization: str | None, role: Role | None) -> ApiKey | None:
+        """The caller's key, once it holds ``role`` (None: any valid key) and is within its rate.
 
-        ``namespace`` "*" asks for every namespace (shared profiles); None for no namespace data
-        (reading profiles).
+        Returns None when auth is off. Raises Unauthenticated, PermissionDenied or Overloaded.
         """
         key = self.authenticate(authorization)
         if key is None:
-            return
-        if role not in key.roles:
+            return None
+        if role is not None and role not in key.roles:
             raise PermissionDenied(f"key {key.name!r} lacks the {role!r} role")
-        if namespace is not None and ALL not in key.namespaces and namespace not in key.namespaces:
-            where = "every namespace" if namespace == ALL else f"namespace {namespace!r}"
-            raise PermissionDenied(f"key {key.name!r} is not allowed on {where}")
         if self._rate > 0:
             bucket = self._buckets.setdefault(key.name, TokenBucket(self._rate, self._burst))
             if wait := bucket.take():
@@ -136,3 +136,12 @@ class KeyRing:
                     f"retry after {wait:.2f} s",
                     retry_after_s=wait,
                 )
+        return key
+
+    @staticmethod
+    def check_namespace(key: ApiKey | None, namespace: str) -> None:
+        """Raise unless ``key`` may act on ``namespace`` ("*": on every namespace)."""
+        if key is None or ALL in key.namespaces or namespace in key.namespaces:
+            return
+        where = "every namespace" if namespace == ALL else f"namespace {namespace!r}"
+        raise PermissionDenied(f"key {key.name!r} is not allowed on {where}")

@@ -48,7 +48,10 @@ def serve() -> None:
     """Run the service (HTTP and gRPC) with settings from KNOWLEDGE_* variables."""
     from .server import serve as run
 
-    asyncio.run(run(Settings()))
+    try:
+        asyncio.run(run(Settings()))
+    except ValueError as exc:  # a configuration the service refuses to run with
+        raise _fail(exc) from None
 
 
 @app.command()

@@ -29,7 +29,7 @@ from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from . import grpc_convert as convert
 from . import limits
 from .errors import InvalidArgument, KnowledgeError, from_validation_error
-from .grpc_guard import authorization, guarded
+from .grpc_guard import AccessInterceptor, authorization, guarded
 from .grpc_profiles import ProfileRpcs
 from .models import (
     CountRequest,
@@ -72,11 +72,25 @@ class KnowledgeServicer(ProfileRpcs, pb_grpc.KnowledgeServiceServicer):
     async def IngestStream(
         self, request_iterator: AsyncIterator[pb.IngestRequest], context: Any
     ) -> pb.IngestResponse:
-        """Ingest each streamed batch as it arrives; answer with every outcome."""
+        """Ingest each streamed batch as it arrives; answer with every outcome.
+
+        A stream carries at most MAX_STREAM_MESSAGES messages and MAX_STREAM_BYTES bytes: the
+        message that would pass a bound is refused before it is ingested (the ones before it are).
+        """
+        keys = self._core.keys
+        key = keys.authenticate(authorization(context))
         results: list[IngestResult] = []
-        index_version, count = 0, 0
+        index_version, count, size = 0, 0, 0
         async for message in request_iterator:
-            self._core.keys.check(authorization(context), "ingest", message.namespace)
+            size += message.ByteSize()
+            if count >= limits.MAX_STREAM_MESSAGES or size > limits.MAX_STREAM_BYTES:
+                raise InvalidArgument(
+                    f"IngestStream message {count}: a stream carries at most {limits.MAX_STREAM_MESSAGES} "
+                    f"messages and {limits.MAX_STREAM_BYTES} bytes; messages 0-{count - 1} were ingested, "
+                    "send the rest on a new stream",
+                    field="documents",
+                )
+            keys.check_namespace(key, message.namespace)
             try:
                 resp = await self._core.ingest(convert.ingest_request(message))
             except ValidationError as exc:
@@ -143,7 +157,8 @@ def create_server(
     :func:`start_server` so the health service reports SERVING.
     """
     server = grpc.aio.server(
-        interceptors=grpc_interceptors(),
+        # Tracing first (its span covers refusals too), then the key and role check.
+        interceptors=[*grpc_interceptors(), AccessInterceptor(core.keys, core.metrics)],
         options=[
             ("grpc.max_receive_message_length", limits.MAX_REQUEST_BYTES),
             ("grpc.max_send_message_length", limits.MAX_REQUEST_BYTES),
@@ -153,7 +168,10 @@ def create_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _HEALTH[server] = health_servicer
-    reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    if settings.grpc_reflection:
+        reflection.enable_server_reflection(
+            [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
     host = settings.grpc_host
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # IPv6 literal

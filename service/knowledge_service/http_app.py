@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import math
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, Header, Path, Query, Request, UploadFile
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field, create_model
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import limits as L
-from .auth import ALL
 from .config import Settings
 from .core import KnowledgeCore
-from .errors import InvalidArgument, KnowledgeError, Overloaded, PayloadTooLarge, from_validation_error
-from .http_auth import allow
-from .http_profiles import profile_routes
+from .errors import InvalidArgument, KnowledgeError, from_validation_error
+from .http_guard import AccessGuard, BodyTooLarge, error_response
+from .http_profiles import add_profile_routes, core_of
 from .logs import log_request
 from .models import (
     CountRequest,
@@ -39,8 +37,8 @@ from .models import (
     SearchResponse,
     parse,
 )
-from .parsing import parse_file
 from .tracing import instrument_app
+from .uploads import read_form
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +48,30 @@ DocIdPath = Annotated[str, Path(min_length=1, max_length=L.MAX_DOC_ID_CHARS)]
 # Bodies are the request models without `namespace`, which comes from the path.
 SearchBody = create_model("SearchBody", __base__=SearchRequest, namespace=(str | None, None))
 DeleteBody = create_model("DeleteBody", __base__=DeleteRequest, namespace=(str | None, None))
+
+
+FILES_FORM: dict[str, Any] = {  # the multipart form, for the OpenAPI page (parsed by uploads.py)
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "Text, Markdown, HTML or PDF.",
+                        },
+                        "ids": {"type": "array", "items": {"type": "string"}, "description": "One per file."},
+                        "metadata": {"type": "string", "description": "JSON object added to each."},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 class IngestBody(BaseModel):
@@ -73,9 +95,21 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
             if owned:
                 await app.state.core.close()
 
-    app = FastAPI(title="knowledge side-car", version="1", lifespan=lifespan)
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="knowledge side-car",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     instrument_app(app)
     _install_error_handlers(app)
+    # The key, the role and the body cap are checked here, before FastAPI reads the body.
+    app.add_middleware(
+        AccessGuard, health_public=settings.health_public, metrics_public=settings.metrics_public
+    )
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Any) -> Any:
@@ -102,19 +136,7 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
         response.headers["x-request-id"] = request_id
         return response
 
-    @app.middleware("http")
-    async def body_cap(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > L.MAX_REQUEST_BYTES:
-            err = PayloadTooLarge(
-                f"request body of {length} bytes is over the {L.MAX_REQUEST_BYTES}-byte cap; "
-                "send fewer documents per request",
-                field="body",
-            )
-            return JSONResponse(err.to_dict(), status_code=err.http_status)
-        return await call_next(request)
-
-    @app.post("/v1/namespaces/{namespace}/search", response_model=SearchResponse)
+    @app.post("/v1/namespaces/{namespace}/search", response_model=SearchResponse, name="Search")
     async def search(
         namespace: NamespacePath,
         body: SearchBody,  # type: ignore[valid-type]
@@ -125,42 +147,39 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
     ):
         """Hybrid search; results are chunks, best first. Stages that would overrun the deadline are cut."""
         deadline = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
-        core = allow(request, "search", namespace)
         request.state.query = body.query
-        resp = await core.search(body.model_copy(update={"namespace": namespace}), deadline)
+        resp = await core_of(request).search(body.model_copy(update={"namespace": namespace}), deadline)
         request.state.profile = resp.profile
         return resp
 
-    @app.post("/v1/namespaces/{namespace}/documents", response_model=IngestResponse)
+    @app.post("/v1/namespaces/{namespace}/documents", response_model=IngestResponse, name="Ingest")
     async def ingest(namespace: NamespacePath, body: IngestBody, request: Request):
         """Ingest a batch of documents; each gets its own status."""
-        core = allow(request, "ingest", namespace)
-        return await core.ingest(parse(IngestRequest, namespace=namespace, documents=body.documents))
+        return await core_of(request).ingest(
+            parse(IngestRequest, namespace=namespace, documents=body.documents)
+        )
 
-    @app.post("/v1/namespaces/{namespace}/files", response_model=IngestResponse)
-    async def ingest_files(
-        namespace: NamespacePath,
-        request: Request,
-        files: Annotated[list[UploadFile], File(description="Text, Markdown, HTML or PDF.")],
-        ids: Annotated[list[str] | None, Form(description="Document ids, one per file.")] = None,
-        metadata: Annotated[str | None, Form(description="JSON object added to each.")] = None,
-    ):
-        """Ingest uploaded files; id, title and metadata come from each file unless given."""
-        core = allow(request, "ingest", namespace)
-        if len(files) > L.MAX_FILES_PER_REQUEST:
-            raise InvalidArgument(
-                f"at most {L.MAX_FILES_PER_REQUEST} files per request (got {len(files)})", field="files"
-            )
-        if ids and len(ids) != len(files):
-            raise InvalidArgument(f"ids: give one per file ({len(files)}), or none", field="ids")
-        extra = _json_object(metadata, "metadata")
+    @app.post(
+        "/v1/namespaces/{namespace}/files",
+        response_model=IngestResponse,
+        name="IngestFiles",
+        openapi_extra=FILES_FORM,
+    )
+    async def ingest_files(namespace: NamespacePath, request: Request):
+        """Ingest uploaded files (multipart ``files``, optional ``ids`` one per file and ``metadata``
+        JSON); id, title and metadata come from each file unless given."""
+        core = core_of(request)
+        form = await read_form(request.headers.get("content-type"), request.stream())
+        ids = form.fields.get("ids", [])
+        if ids and len(ids) != len(form.files):
+            raise InvalidArgument(f"ids: give one per file ({len(form.files)}), or none", field="ids")
+        extra = _json_object((form.fields.get("metadata") or [None])[-1], "metadata")
         docs = []
-        for i, upload in enumerate(files):
-            data = await upload.read(L.MAX_FILE_BYTES + 1)
-            # Parsing a large HTML or PDF takes seconds: keep it off the event loop.
-            parsed = await asyncio.to_thread(
-                parse_file, upload.filename or f"file-{i}", data, upload.content_type, field=f"files[{i}]"
+        for i, upload in enumerate(form.files):
+            parsed = await core.parse_file(
+                upload.filename or f"file-{i}", bytes(upload.data), upload.content_type, field=f"files[{i}]"
             )
+            upload.data.clear()  # each file's bytes are freed once it is parsed
             docs.append(
                 {
                     "id": ids[i] if ids else parsed.doc_id,
@@ -171,62 +190,57 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
             )
         return await core.ingest(parse(IngestRequest, namespace=namespace, documents=docs))
 
-    @app.get("/v1/namespaces/{namespace}/documents/{doc_id:path}", response_model=DocumentOut)
+    @app.get(
+        "/v1/namespaces/{namespace}/documents/{doc_id:path}", response_model=DocumentOut, name="GetDocument"
+    )
     async def get_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request):
         """One document as stored."""
-        return await allow(request, "search", namespace).get_document(
-            parse(DocumentRef, namespace=namespace, doc_id=doc_id)
-        )
+        return await core_of(request).get_document(parse(DocumentRef, namespace=namespace, doc_id=doc_id))
 
-    @app.delete("/v1/namespaces/{namespace}/documents/{doc_id:path}", response_model=DeleteResponse)
+    @app.delete(
+        "/v1/namespaces/{namespace}/documents/{doc_id:path}",
+        response_model=DeleteResponse,
+        name="DeleteDocuments",
+    )
     async def delete_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request):
         """Delete one document and its chunks."""
-        core = allow(request, "admin", namespace)
-        return await core.delete(parse(DeleteRequest, namespace=namespace, ids=[doc_id]))
+        return await core_of(request).delete(parse(DeleteRequest, namespace=namespace, ids=[doc_id]))
 
-    @app.post("/v1/namespaces/{namespace}/documents:delete", response_model=DeleteResponse)
+    @app.post(
+        "/v1/namespaces/{namespace}/documents:delete", response_model=DeleteResponse, name="DeleteDocuments"
+    )
     async def delete_documents(namespace: NamespacePath, body: DeleteBody, request: Request):  # type: ignore[valid-type]
         """Delete documents by id and/or metadata filter."""
-        core = allow(request, "admin", namespace)
-        return await core.delete(body.model_copy(update={"namespace": namespace}))
+        return await core_of(request).delete(body.model_copy(update={"namespace": namespace}))
 
-    @app.get("/v1/namespaces/{namespace}/count", response_model=CountResponse)
+    @app.get("/v1/namespaces/{namespace}/count", response_model=CountResponse, name="CountDocuments")
     async def count(
         namespace: NamespacePath,
         request: Request,
         filter: Annotated[str | None, Query(description="Metadata filter as JSON.")] = None,
     ):
-        """Documents and chunks in the namespace (optionally matching a filter)."""
+        """Documents and live chunks in the namespace (optionally matching a filter)."""
         flt = _json_object(filter, "filter") or None
-        return await allow(request, "search", namespace).count(
-            parse(CountRequest, namespace=namespace, filter=flt)
-        )
+        return await core_of(request).count(parse(CountRequest, namespace=namespace, filter=flt))
 
-    app.include_router(profile_routes())
+    add_profile_routes(app)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, name="Metrics")
     async def metrics(request: Request) -> Response:
         """Prometheus exposition."""
-        core: KnowledgeCore = request.app.state.core
-        if not settings.metrics_public:
-            core.keys.check(request.headers.get("authorization"), "admin", ALL)
+        core = core_of(request)
         await core.readiness()  # refreshes the component gauges
         return Response(core.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz")
-    async def healthz(request: Request) -> dict[str, str]:
+    @app.get("/healthz", name="Health")
+    async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
-        if not settings.health_public:
-            request.app.state.core.keys.authenticate(request.headers.get("authorization"))
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", name="Health")
     async def readyz(request: Request) -> JSONResponse:
-        """Readiness: models loaded and the store answers (a cache outage only degrades)."""
-        core: KnowledgeCore = request.app.state.core
-        if not settings.health_public:
-            core.keys.authenticate(request.headers.get("authorization"))
-        state = await core.readiness()
+        """Readiness: the store answers (a cache outage only degrades). Each component is a word."""
+        state = await core_of(request).readiness()
         ready = state["store"] == "ok"
         return JSONResponse({"ready": ready, **state}, status_code=200 if ready else 503)
 
@@ -248,13 +262,19 @@ def _json_object(raw: str | None, field: str) -> dict[str, Any]:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KnowledgeError)
     async def knowledge_error(_: Request, exc: KnowledgeError) -> JSONResponse:
-        headers = {"Retry-After": str(math.ceil(exc.retry_after_s))} if isinstance(exc, Overloaded) else None
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        err = from_validation_error(exc)
-        return JSONResponse(err.to_dict(), status_code=err.http_status)
+        return error_response(from_validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, BodyTooLarge):
+            return error_response(exc.error)
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "INVALID_ARGUMENT")
+        body = {"error": {"code": code, "message": str(exc.detail)}}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import FastAPI, Path, Request
 from pydantic import BaseModel, create_model
 
 from . import limits as L
-from .auth import ALL
 from .comparison import Comparison
 from .evaluations import EvaluationRequest
-from .http_auth import allow
 from .models import NamespaceSettings, PutProfileRequest, RollbackRequest, parse
 from .profiles import ProfileOut
+
+if TYPE_CHECKING:
+    from .core import KnowledgeCore
 
 NamePath = Annotated[str, Path(pattern=L.NAMESPACE_PATTERN, description="Profile name.")]
 NamespacePath = Annotated[str, Path(pattern=L.NAMESPACE_PATTERN, description="Knowledge base.")]
@@ -21,6 +22,11 @@ PutBody = create_model("PutProfileBody", __base__=PutProfileRequest, name=(str |
 NamespaceBody = create_model(
     "NamespaceSettingsBody", __base__=NamespaceSettings, namespace=(str | None, None)
 )
+
+
+def core_of(request: Request) -> KnowledgeCore:
+    """The core behind the app (the HTTP guard has already checked the caller's key)."""
+    return request.app.state.core
 
 
 class ProfileList(BaseModel):
@@ -31,57 +37,57 @@ class VersionList(BaseModel):
     versions: list[ProfileOut]
 
 
-def profile_routes() -> APIRouter:
-    router = APIRouter()
+def add_profile_routes(app: FastAPI) -> None:
+    """Profiles, namespace settings and evaluations (on the app itself, so the guard sees them)."""
 
-    @router.get("/v1/profiles", response_model=ProfileList)
+    @app.get("/v1/profiles", response_model=ProfileList, name="ListProfiles")
     async def list_profiles(request: Request):
         """Every profile at its active version."""
-        return ProfileList(profiles=allow(request, "search", None).profiles.list())
+        return ProfileList(profiles=core_of(request).profiles.list())
 
-    @router.get("/v1/profiles/{name}", response_model=ProfileOut)
+    @app.get("/v1/profiles/{name}", response_model=ProfileOut, name="GetProfile")
     async def get_profile(name: NamePath, request: Request):
         """A profile at its active version."""
-        return allow(request, "search", None).profiles.get(name)
+        return core_of(request).profiles.get(name)
 
-    @router.put("/v1/profiles/{name}", response_model=ProfileOut)
+    @app.put("/v1/profiles/{name}", response_model=ProfileOut, name="PutProfile")
     async def put_profile(name: NamePath, body: PutBody, request: Request):  # type: ignore[valid-type]
         """Create version n+1 and make it active (409: stale expected_version; 412: gate failed)."""
-        return await allow(request, "admin", ALL).put_profile(body.model_copy(update={"name": name}))
+        return await core_of(request).put_profile(body.model_copy(update={"name": name}))
 
-    @router.get("/v1/profiles/{name}/versions", response_model=VersionList)
+    @app.get("/v1/profiles/{name}/versions", response_model=VersionList, name="ListProfileVersions")
     async def profile_versions(name: NamePath, request: Request):
         """Every version of a profile, oldest first."""
-        return VersionList(versions=await allow(request, "search", None).profiles.versions(name))
+        return VersionList(versions=await core_of(request).profiles.versions(name))
 
-    @router.post("/v1/profiles/{name}/rollback", response_model=ProfileOut)
+    @app.post("/v1/profiles/{name}/rollback", response_model=ProfileOut, name="RollbackProfile")
     async def rollback_profile(name: NamePath, body: RollbackRequest, request: Request):
         """Make an earlier version's settings active again, as a new version."""
-        return await allow(request, "admin", ALL).profiles.rollback(name, body.version)
+        return await core_of(request).profiles.rollback(name, body.version)
 
-    @router.get("/v1/namespaces/{namespace}/settings", response_model=NamespaceSettings)
+    @app.get(
+        "/v1/namespaces/{namespace}/settings", response_model=NamespaceSettings, name="GetNamespaceSettings"
+    )
     async def get_namespace_settings(namespace: NamespacePath, request: Request):
         """A namespace's settings (its default profile)."""
-        core = allow(request, "search", namespace)
-        return NamespaceSettings(
-            namespace=namespace, default_profile=core.profiles.namespace_default(namespace)
-        )
+        default = core_of(request).profiles.namespace_default(namespace)
+        return NamespaceSettings(namespace=namespace, default_profile=default)
 
-    @router.put("/v1/namespaces/{namespace}/settings", response_model=NamespaceSettings)
+    @app.put(
+        "/v1/namespaces/{namespace}/settings", response_model=NamespaceSettings, name="SetNamespaceSettings"
+    )
     async def put_namespace_settings(namespace: NamespacePath, body: NamespaceBody, request: Request):  # type: ignore[valid-type]
         """Set a namespace's default profile."""
         settings = parse(NamespaceSettings, namespace=namespace, default_profile=body.default_profile)
-        await allow(request, "admin", namespace).profiles.set_namespace_default(
-            namespace, settings.default_profile
-        )
+        await core_of(request).profiles.set_namespace_default(namespace, settings.default_profile)
         return settings
 
-    @router.post("/v1/evaluations", response_model=Comparison)
+    @app.post("/v1/evaluations", response_model=Comparison, name="Evaluate")
     async def evaluate(body: EvaluationRequest, request: Request):
         """Run a labelled query set against one or two profiles on a namespace and compare them."""
-        return await allow(request, "admin", body.namespace).evaluate(body)
+        core = core_of(request)
+        core.keys.check_namespace(request.state.api_key, body.namespace)  # named in the body
+        return await core.evaluate(body)
 
-    return router
 
-
-__all__ = ["profile_routes"]
+__all__ = ["add_profile_routes", "core_of"]

@@ -27,4 +27,9 @@ MAX_FILTER_VALUES = 100
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_FILES_PER_REQUEST = 64
-MAX_REQUEST_BYTES = 64 * 1024 * 1024
+MAX_FORM_FIELDS = 2 * MAX_FILES_PER_REQUEST + 1  # ids (one per file) and metadata
+MAX_FORM_FIELD_BYTES = 64 * 1024
+MAX_REQUEST_BYTES = 64 * 1024 * 1024  # ingest, files, evaluations; also one gRPC message
+MAX_SMALL_BODY_BYTES = 1024 * 1024  # every other request body (search, delete, profiles)
+MAX_STREAM_MESSAGES = 1_000  # gRPC IngestStream, per stream
+MAX_STREAM_BYTES = 1024 * 1024 * 1024
