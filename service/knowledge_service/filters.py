@@ -8,18 +8,23 @@ A filter is one JSON object, either a condition on a metadata field or a combina
     {"and": [F, ...]}   {"or": [F, ...]}   {"not": F}
 
 Limits: nesting depth <= MAX_FILTER_DEPTH, at most MAX_FILTER_CONDITIONS conditions in all, at most
-MAX_FILTER_VALUES values in one ``any``. Field names follow METADATA_KEY_PATTERN.
+MAX_FILTER_VALUES values in one ``any``, strings of at most MAX_FILTER_STRING_CHARS, 64-bit integers,
+finite range bounds. Field names match METADATA_KEY_PATTERN in full (no trailing newline).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from .errors import InvalidArgument
 from .limits import (
+    INT64_MAX,
+    INT64_MIN,
     MAX_FILTER_CONDITIONS,
     MAX_FILTER_DEPTH,
+    MAX_FILTER_STRING_CHARS,
     MAX_FILTER_VALUES,
     METADATA_KEY_PATTERN,
 )
@@ -66,7 +71,7 @@ def _condition(raw: dict[str, Any], path: str, counter: list[int]) -> Filter:
     if counter[0] > MAX_FILTER_CONDITIONS:
         raise _fail(path, f"more than {MAX_FILTER_CONDITIONS} conditions; simplify the filter")
     field = raw.get("field")
-    if not isinstance(field, str) or not _KEY.match(field):
+    if not isinstance(field, str) or not _KEY.fullmatch(field):
         raise _fail(f"{path}.field", f"must be a metadata key matching {METADATA_KEY_PATTERN}")
     ops = [k for k in raw if k != "field"]
     if len(ops) != 1 or ops[0] not in ("eq", "any", "range"):
@@ -74,27 +79,39 @@ def _condition(raw: dict[str, Any], path: str, counter: list[int]) -> Filter:
     op = ops[0]
     value = raw[op]
     if op == "eq":
-        if not _is_scalar(value):
-            raise _fail(f"{path}.eq", "must be a string, integer or boolean")
+        if not (_is_string(value) or isinstance(value, bool) or _is_integer(value)):
+            raise _fail(
+                f"{path}.eq",
+                f"must be a string of at most {MAX_FILTER_STRING_CHARS} characters, a 64-bit integer "
+                "or a boolean",
+            )
         return {"field": field, "eq": value}
     if op == "any":
         if (
             not isinstance(value, list)
             or not value
-            or not all(isinstance(v, str) for v in value)
-            and not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            or not all(_is_string(v) for v in value)
+            and not all(_is_integer(v) for v in value)
         ):
-            raise _fail(f"{path}.any", "must be a non-empty list of strings or of integers")
+            raise _fail(
+                f"{path}.any",
+                f"must be a non-empty list of strings (at most {MAX_FILTER_STRING_CHARS} characters "
+                "each) or of 64-bit integers",
+            )
         if len(value) > MAX_FILTER_VALUES:
             raise _fail(f"{path}.any", f"at most {MAX_FILTER_VALUES} values (got {len(value)})")
         return {"field": field, "any": list(value)}
     if not isinstance(value, dict) or not value or set(value) - set(_RANGE_OPS):
         raise _fail(f"{path}.range", "must be an object with some of gt, gte, lt, lte")
     for k, v in value.items():
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise _fail(f"{path}.range.{k}", "must be a number")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise _fail(f"{path}.range.{k}", "must be a finite number")
     return {"field": field, "range": {k: float(value[k]) for k in _RANGE_OPS if k in value}}
 
 
-def _is_scalar(value: Any) -> bool:
-    return isinstance(value, str | bool) or isinstance(value, int)
+def _is_string(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_FILTER_STRING_CHARS
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and INT64_MIN <= value <= INT64_MAX

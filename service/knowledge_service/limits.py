@@ -1,4 +1,8 @@
-"""Every request limit in one place. Each is documented in the README and enforced by validation."""
+"""Every request limit in one place. Each is documented in the README and enforced by validation.
+
+Name patterns are anchored and checked with ``fullmatch`` (Python's ``$`` also matches before a
+final newline, so ``re.match`` alone would accept ``"lang\n"``).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ MAX_METADATA_LIST = 100
 MAX_FILTER_DEPTH = 4
 MAX_FILTER_CONDITIONS = 32
 MAX_FILTER_VALUES = 100
+MAX_FILTER_STRING_CHARS = 1_000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # integers in metadata and filters (the engine's range)
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_FILES_PER_REQUEST = 64

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from typing import Annotated, Any, Literal, TypeVar
@@ -69,10 +70,15 @@ class DocumentIn(_Strict):
         if len(v) > L.MAX_METADATA_KEYS:
             raise ValueError(f"at most {L.MAX_METADATA_KEYS} keys (got {len(v)})")
         for key, value in v.items():
-            if not _META_KEY.match(key):
+            if not _META_KEY.fullmatch(key):
                 raise ValueError(f"key {key!r} must match {L.METADATA_KEY_PATTERN}")
             if isinstance(value, list) and len(value) > L.MAX_METADATA_LIST:
                 raise ValueError(f"key {key!r}: at most {L.MAX_METADATA_LIST} list items")
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise ValueError(f"key {key!r}: numbers must be finite")
+                if isinstance(item, int) and not L.INT64_MIN <= item <= L.INT64_MAX:
+                    raise ValueError(f"key {key!r}: integers must fit in 64 bits")
         size = len(json.dumps(v, ensure_ascii=False).encode())
         if size > L.MAX_METADATA_BYTES:
             raise ValueError(f"at most {L.MAX_METADATA_BYTES} bytes as JSON (got {size})")

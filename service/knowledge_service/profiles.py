@@ -288,6 +288,6 @@ def _profile(record: dict[str, Any]) -> ProfileOut:
 
 
 def validate_name(name: str) -> str:
-    if not re.match(NAMESPACE_PATTERN, name):
+    if not re.fullmatch(NAMESPACE_PATTERN, name):
         raise InvalidArgument(f"profile name {name!r} must match {NAMESPACE_PATTERN}", field="name")
     return name
