@@ -205,22 +205,22 @@ class _Folder:
     def fail(self, message: str, field: str = "dataset") -> InvalidArgument:
         return InvalidArgument(f"dataset {self.label!r}: {message}", field=field)
 
-    def _inside(self, rel: str, field: str) -> Path:
+    def _inside(self, rel: str) -> Path:
         path = self.path / rel
         if self.root is None:
             return path
         path = path.resolve()
         if not path.is_relative_to(self.root):
-            raise self.fail(f"{rel} leads outside the evaluation datasets folder ({DATASETS_SETTING})", field)
+            raise self.fail(f"{rel} leads outside the evaluation datasets folder ({DATASETS_SETTING})")
         return path
 
     def folder(self, rel: str) -> Path | None:
-        path = self._inside(rel, "dataset")
+        path = self._inside(rel)
         return path if path.is_dir() else None
 
     def file(self, rel: str, field: str = "dataset") -> Path:
         """The file's path, checked: inside the root, a regular file, and (bounded) not too large."""
-        path = self._inside(rel, field)
+        path = self._inside(rel)
         if not path.is_file():
             raise self.fail(f"{rel} not found", field)
         if self.root is not None:
