@@ -163,6 +163,19 @@ def test_a_root_confines_the_folder_and_names_it_relative_to_the_root(tmp_path):
         load_beir("toy", "../../outside/qrels/test", root=root)
 
 
+def test_unusable_names_and_symlink_loops_are_invalid_arguments(tmp_path):
+    root = tmp_path / "datasets"
+    write_beir(root / "toy")
+    (root / "loop-a").symlink_to(root / "loop-b")
+    (root / "loop-b").symlink_to(root / "loop-a")
+    (root / "toy" / "queries.jsonl").unlink()
+    (root / "toy" / "queries.jsonl").symlink_to(root / "loop-a")
+    for name in ["bad\x00name", "x" * 300, "loop-a", "loop-a/inner", "toy"]:
+        with pytest.raises(InvalidArgument) as err:
+            load_beir(name, "test", root=root)
+        assert str(tmp_path) not in err.value.message
+
+
 # --- evaluate ----------------------------------------------------------------------------------
 
 QRELS = {"q1": {"a": 2, "b": 1, "c": 1, "z": 0}, "q2": {"x": 1}}

@@ -19,7 +19,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,12 +90,8 @@ def load_beir(
     queries_path = source.file("queries.jsonl")
     qrels_rel = f"qrels/{_checked_split(split)}.tsv"
     qrels_dir = source.folder("qrels")
-    if qrels_dir is None or not (qrels_dir / f"{split}.tsv").is_file():
-        splits = (
-            sorted(p.stem for p in qrels_dir.glob("*.tsv") if SPLIT_PATTERN.fullmatch(p.stem))
-            if qrels_dir
-            else []
-        )
+    if qrels_dir is None or not _is((qrels_dir / f"{split}.tsv").is_file):
+        splits = source.splits()
         shown = ", ".join(splits[:MAX_LISTED_SPLITS]) + (", ..." if len(splits) > MAX_LISTED_SPLITS else "")
         raise source.fail(
             f"split {split!r} not found (no {qrels_rel}); available splits: {shown or 'none'}", "split"
@@ -173,33 +169,53 @@ def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB" if size % 2**20 else f"{size // 2**20} MiB"
 
 
+# What the file system raises for a bad name (NUL byte, too long), a symlink loop or no access.
+_FS_ERRORS = (OSError, RuntimeError, ValueError)
+
+
+def _reason(exc: BaseException) -> str:
+    """The OS's reason (e.g. "Permission denied"), never its text: that may hold a path."""
+    strerror = getattr(exc, "strerror", None)
+    return f" ({strerror})" if isinstance(strerror, str) and strerror else ""
+
+
+def _is(check: Callable[[], bool]) -> bool:
+    try:
+        return check()
+    except _FS_ERRORS:
+        return False
+
+
 class _Folder:
     """A BEIR folder being read: where it is, how to name it in messages, what confines it."""
 
     def __init__(self, directory: Path | str, root: Path | None) -> None:
+        self.root: Path | None = None
         if root is None:
-            self.root = None
             self.path = Path(directory)
             self.label = str(directory)
-            self.name = self.path.name
         else:
             self.root = Path(root).resolve()
-            if not self.root.is_dir():
+            if not _is(self.root.is_dir):
                 raise InvalidArgument(
                     f"dataset: the evaluation datasets folder ({DATASETS_SETTING}) does not exist on this "
                     "server; ask its operator to create it, or upload queries and qrels instead",
                     field="dataset",
                 )
-            self.path = (self.root / directory).resolve()
+            refusal = InvalidArgument(
+                "dataset: must name a folder inside the evaluation datasets folder "
+                f"({DATASETS_SETTING}), e.g. 'scifact'; '..' and symbolic links may not lead out of it",
+                field="dataset",
+            )
+            try:
+                self.path = (self.root / directory).resolve()
+            except _FS_ERRORS:
+                raise refusal from None
             if not self.path.is_relative_to(self.root):
-                raise InvalidArgument(
-                    "dataset: must name a folder inside the evaluation datasets folder "
-                    f"({DATASETS_SETTING}), e.g. 'scifact'; '..' and symbolic links may not lead out of it",
-                    field="dataset",
-                )
+                raise refusal
             self.label = self.path.relative_to(self.root).as_posix()
-            self.name = self.path.name
-        if not self.path.is_dir():
+        self.name = self.path.name
+        if not _is(self.path.is_dir):
             raise self.fail("folder not found")
 
     def fail(self, message: str, field: str = "dataset") -> InvalidArgument:
@@ -209,22 +225,38 @@ class _Folder:
         path = self.path / rel
         if self.root is None:
             return path
-        path = path.resolve()
+        try:
+            path = path.resolve()
+        except _FS_ERRORS as exc:
+            raise self.fail(f"{rel} cannot be read{_reason(exc)}") from None
         if not path.is_relative_to(self.root):
             raise self.fail(f"{rel} leads outside the evaluation datasets folder ({DATASETS_SETTING})")
         return path
 
     def folder(self, rel: str) -> Path | None:
         path = self._inside(rel)
-        return path if path.is_dir() else None
+        return path if _is(path.is_dir) else None
+
+    def splits(self) -> list[str]:
+        """The splits the dataset offers: the names of its qrels files."""
+        qrels = self.folder("qrels")
+        try:
+            names = [p.stem for p in qrels.glob("*.tsv")] if qrels else []
+        except _FS_ERRORS:
+            return []
+        return sorted(n for n in names if SPLIT_PATTERN.fullmatch(n))
 
     def file(self, rel: str, field: str = "dataset") -> Path:
         """The file's path, checked: inside the root, a regular file, and (bounded) not too large."""
         path = self._inside(rel)
-        if not path.is_file():
+        if not _is(path.is_file):
             raise self.fail(f"{rel} not found", field)
         if self.root is not None:
-            self._check_size(path.stat().st_size, rel)
+            try:
+                size = path.stat().st_size
+            except _FS_ERRORS as exc:
+                raise self.fail(f"{rel} cannot be read{_reason(exc)}") from None
+            self._check_size(size, rel)
         return path
 
     def _check_size(self, size: int, rel: str) -> None:
@@ -238,9 +270,16 @@ class _Folder:
         """(line number, text) of each line; bounded, a file that grows past the limit is refused."""
         limit = MAX_EVAL_FILE_BYTES if self.root is not None else None
         read = 0
-        with path.open("rb") as handle:
+        try:
+            handle = path.open("rb")
+        except _FS_ERRORS as exc:
+            raise self.fail(f"{rel} cannot be read{_reason(exc)}") from None
+        with handle:
             for number in itertools.count(1):
-                raw = handle.readline() if limit is None else handle.readline(limit + 1 - read)
+                try:
+                    raw = handle.readline() if limit is None else handle.readline(limit + 1 - read)
+                except OSError as exc:
+                    raise self.fail(f"{rel} line {number} cannot be read{_reason(exc)}") from None
                 if not raw:
                     return
                 read += len(raw)
