@@ -94,11 +94,11 @@ def test_missing_split_on_cranfield(cranfield):
 
 
 def test_missing_folder_and_files(tmp_path):
-    with pytest.raises(InvalidArgument, match="dataset folder not found"):
+    with pytest.raises(InvalidArgument, match="dataset '.*nope': folder not found"):
         load_beir(tmp_path / "nope", "test")
     root = write_beir(tmp_path / "toy")
     (root / "queries.jsonl").unlink()
-    with pytest.raises(InvalidArgument, match=r"dataset file not found: .*queries\.jsonl"):
+    with pytest.raises(InvalidArgument, match=r"dataset '.*toy': queries\.jsonl not found"):
         load_beir(root, "test")
     root = write_beir(tmp_path / "noqrels")
     for tsv in (root / "qrels").iterdir():
@@ -107,12 +107,73 @@ def test_missing_folder_and_files(tmp_path):
         load_beir(root, "test")
 
 
-def test_malformed_lines_name_file_and_line(tmp_path):
+def test_malformed_lines_name_file_and_line_but_not_their_content(tmp_path):
     root = write_beir(tmp_path / "toy")
     with (root / "qrels" / "test.tsv").open("a") as handle:
-        handle.write("q1\td1\n")
-    with pytest.raises(InvalidArgument, match=r"test\.tsv:4: expected"):
+        handle.write("q1\tsecret-doc\n")
+    with pytest.raises(InvalidArgument, match=r"qrels/test\.tsv line 4: expected 'query-id<TAB>") as err:
         load_beir(root, "test")
+    assert "secret-doc" not in err.value.message
+    root = write_beir(tmp_path / "json")
+    with (root / "queries.jsonl").open("a") as handle:
+        handle.write('{"_id": "q3", "text": "secret-text"\n')
+    with pytest.raises(InvalidArgument, match=r"queries\.jsonl line 3: not valid JSON") as err:
+        load_beir(root, "test")
+    assert "secret" not in err.value.message and "Expecting" not in err.value.message
+
+
+def test_judged_queries_without_text_are_counted_not_listed(tmp_path):
+    root = write_beir(tmp_path / "toy")
+    with (root / "qrels" / "test.tsv").open("a") as handle:
+        handle.write("secret-query\td1\t1\n")
+    with pytest.raises(
+        InvalidArgument, match=r"1 of the 2 judged queries in qrels/test\.tsv have no text"
+    ) as err:
+        load_beir(root, "test")
+    assert "secret" not in err.value.message
+
+
+def test_without_the_corpus_only_queries_and_qrels_are_read(tmp_path):
+    root = write_beir(tmp_path / "toy")
+    (root / "corpus.jsonl").write_text("not json at all\n")
+    data = load_beir(root, "test", with_corpus=False)
+    assert (data.corpus, data.fingerprint) == ({}, None)
+    assert data.queries == {"q1": "alpha"} and data.qrels == {"q1": {"d1": 2, "d2": 0}}
+    (root / "corpus.jsonl").unlink()
+    assert load_beir(root, "test", with_corpus=False).queries == {"q1": "alpha"}
+    with pytest.raises(InvalidArgument, match=r"corpus\.jsonl not found"):
+        load_beir(root, "test")
+
+
+def test_a_root_confines_the_folder_and_names_it_relative_to_the_root(tmp_path):
+    root = tmp_path / "datasets"
+    write_beir(root / "toy")
+    assert load_beir("toy", "test", root=root, with_corpus=False).queries == {"q1": "alpha"}
+    assert load_beir(root / "toy", "dev", root=root).queries == {"q2": "unjudged"}
+    write_beir(tmp_path / "outside")
+    for escape in ["../outside", str(tmp_path / "outside"), "toy/../../outside"]:
+        with pytest.raises(InvalidArgument, match="inside the evaluation datasets folder") as err:
+            load_beir(escape, "test", root=root)
+        assert str(tmp_path) not in err.value.message
+    with pytest.raises(
+        InvalidArgument, match=r"^dataset 'toy': split 'train' not found \(no qrels/train\.tsv\)"
+    ):
+        load_beir("toy", "train", root=root)
+    with pytest.raises(InvalidArgument, match="split: must name a qrels file"):
+        load_beir("toy", "../../outside/qrels/test", root=root)
+
+
+def test_unusable_names_and_symlink_loops_are_invalid_arguments(tmp_path):
+    root = tmp_path / "datasets"
+    write_beir(root / "toy")
+    (root / "loop-a").symlink_to(root / "loop-b")
+    (root / "loop-b").symlink_to(root / "loop-a")
+    (root / "toy" / "queries.jsonl").unlink()
+    (root / "toy" / "queries.jsonl").symlink_to(root / "loop-a")
+    for name in ["bad\x00name", "x" * 300, "loop-a", "loop-a/inner", "toy"]:
+        with pytest.raises(InvalidArgument) as err:
+            load_beir(name, "test", root=root)
+        assert str(tmp_path) not in err.value.message
 
 
 # --- evaluate ----------------------------------------------------------------------------------

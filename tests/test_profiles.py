@@ -185,7 +185,8 @@ async def test_evaluation_compares_profiles_and_gates_changes(core: KnowledgeCor
     (beir / "qrels" / "test.tsv").write_text(
         "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, rel in qrels.items() for d in rel)
     )
-    gate = RequireEval(dataset=str(beir), namespace="kb", min_delta=0.01)
+    core.settings = core.settings.model_copy(update={"eval_datasets_dir": tmp_path})
+    gate = RequireEval(dataset="beir", namespace="kb", min_delta=0.01)
     with pytest.raises(PreconditionFailed, match="loses more than min_delta"):
         await put(core, "default", settings={"score_threshold": 1e9}, require_eval=gate)
     assert core.profiles.get("default").version == 1  # not activated
@@ -196,22 +197,29 @@ async def test_evaluation_compares_profiles_and_gates_changes(core: KnowledgeCor
         require_eval=gate.model_copy(update={"min_delta": 1.0}),
     )
     assert ok.version == 2
+    uploaded = RequireEval(queries=queries, qrels=qrels, namespace="kb", min_delta=0.01)
+    with pytest.raises(PreconditionFailed, match="loses more than min_delta"):
+        await put(core, "default", settings={"score_threshold": 1e9}, require_eval=uploaded)
+    assert core.profiles.get("default").version == 2
 
 
-async def test_evaluation_datasets_can_be_confined_to_a_folder(core: KnowledgeCore, tmp_path: Path) -> None:
+async def test_evaluation_datasets_are_confined_to_a_folder(core: KnowledgeCore, tmp_path: Path) -> None:
     from knowledge_service.evaluations import EvaluationRequest
 
-    core.settings = core.settings.model_copy(update={"eval_datasets_dir": tmp_path / "allowed"})
     outside = EvaluationRequest(
         namespace="kb", dataset=str(tmp_path / "elsewhere"), profiles=[{"name": "default"}]
     )
-    with pytest.raises(InvalidArgument, match="must be a folder inside"):
+    with pytest.raises(InvalidArgument, match="KNOWLEDGE_EVAL_DATASETS_DIR"):
+        await core.evaluate(outside)  # no root: no dataset is read at all
+    core.settings = core.settings.model_copy(update={"eval_datasets_dir": tmp_path / "allowed"})
+    (tmp_path / "allowed").mkdir()
+    with pytest.raises(InvalidArgument, match="must name a folder inside"):
         await core.evaluate(outside)
     sneaky = outside.model_copy(update={"dataset": str(tmp_path / "allowed" / ".." / "elsewhere")})
-    with pytest.raises(InvalidArgument, match="must be a folder inside"):
+    with pytest.raises(InvalidArgument, match="must name a folder inside"):
         await core.evaluate(sneaky)
-    inside = outside.model_copy(update={"dataset": str(tmp_path / "allowed" / "beir")})
-    with pytest.raises(InvalidArgument, match="not found|does not exist|missing"):
+    inside = outside.model_copy(update={"dataset": "beir"})
+    with pytest.raises(InvalidArgument, match="^dataset 'beir': folder not found$"):
         await core.evaluate(inside)  # allowed, and then it simply is not there
 
 

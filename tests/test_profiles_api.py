@@ -84,6 +84,15 @@ async def test_evaluation_route(http: httpx.AsyncClient, core: KnowledgeCore) ->
     )
     r = await http.post("/v1/evaluations", json={"namespace": "kb", "profiles": [{"name": "default"}]})
     assert r.status_code == 422 and "dataset" in r.json()["error"]["message"]
+    both = {
+        "namespace": "kb",
+        "dataset": "x",
+        "queries": queries,
+        "qrels": qrels,
+        "profiles": [{"name": "default"}],
+    }
+    r = await http.post("/v1/evaluations", json=both)
+    assert r.status_code == 422 and "not both" in r.json()["error"]["message"]
 
 
 def _struct(data: dict) -> struct_pb2.Struct:
@@ -150,7 +159,8 @@ async def test_require_eval_refuses_a_worse_profile_with_412(
     (beir / "qrels" / "test.tsv").write_text(
         "query-id\tcorpus-id\tscore\n" + "".join(f"q{j % 3}\td{j}\t1\n" for j in range(9))
     )
-    gate = {"dataset": str(beir), "namespace": "kb", "min_delta": 0.01}
+    core.settings = core.settings.model_copy(update={"eval_datasets_dir": tmp_path})
+    gate = {"dataset": "beir", "namespace": "kb", "min_delta": 0.01}
     r = await http.put(
         "/v1/profiles/default", json={"settings": {"score_threshold": 1e9}, "require_eval": gate}
     )

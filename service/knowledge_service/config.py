@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     eval_datasets_dir: Path | None = Field(
         None, description="When set, evaluation datasets named by path must lie inside this folder."
     )
+    max_concurrent_evaluations: int = Field(
+        1, ge=1, description="Evaluations and require_eval checks in flight per replica; more get 429."
+    )
 
     # Profiles.
     profile_poll_s: float = Field(1.0, gt=0, description="How often a replica checks for profile changes.")

@@ -87,6 +87,12 @@ class KnowledgeCore:
         self.ingest_gate = Gate(
             "ingest", settings.max_concurrent_ingests, settings.queue_wait_s, settings.retry_after_s
         )
+        self.evaluation_gate = Gate(  # evaluations and require_eval checks; a busy replica answers 429
+            "evaluation",
+            settings.max_concurrent_evaluations,
+            evaluations.EVALUATION_QUEUE_WAIT_S,
+            settings.retry_after_s,
+        )
         self.rerank_estimate_s = 0.0  # recent rerank time, to skip the stage when a deadline is near
         self.metrics = Metrics()
         for gate in (self.search_gate, self.ingest_gate):

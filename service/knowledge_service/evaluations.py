@@ -3,30 +3,61 @@
 Backs ``POST /v1/evaluations``, the ``require_eval`` gate on profile changes and
 ``knowledge eval --profile``. Each profile retrieves ``depth`` chunks per query (its candidates
 are raised to ``depth`` when smaller), collapsed to documents; the cache is bypassed.
+
+The query set is uploaded (``queries`` and ``qrels``) or read from a BEIR folder under
+``KNOWLEDGE_EVAL_DATASETS_DIR`` (only its queries and qrels, off the event loop; never the
+corpus). With that setting unset the server reads no dataset at all. Each replica runs at most
+``max_concurrent_evaluations`` evaluations and gate checks at once (more are refused with 429
+before doing anything), and every query they search goes through the search admission gate, so
+evaluations queue with searches instead of bypassing their limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError, model_validator
 
 from . import limits as L
 from .comparison import Comparison, ProfileRun, compare, gate
-from .errors import InvalidArgument, PreconditionFailed, from_validation_error
-from .evaluation import collapse_to_documents, load_beir
+from .errors import InvalidArgument, Overloaded, PreconditionFailed, from_validation_error
+from .evaluation import (
+    DATASETS_SETTING,
+    MAX_EVAL_JUDGMENTS,
+    MAX_EVAL_QUERIES,
+    check_query_set,
+    collapse_to_documents,
+    load_beir,
+)
 from .models import Namespace, ProfileName, RequireEval, RetrievalSettings, SearchRequest, _Strict
 from .profiles import DEFAULT
 from .search import search_with
 
 if TYPE_CHECKING:
+    from .admission import Gate
     from .core import KnowledgeCore
 
-MAX_EVAL_QUERIES = 5_000
+__all__ = [
+    "MAX_EVAL_JUDGMENTS",
+    "MAX_EVAL_QUERIES",
+    "EvaluationRequest",
+    "ProfileSpec",
+    "evaluate",
+    "gate_check",
+    "profile_run",
+    "query_set",
+    "resolve_spec",
+]
+
 DOC_LIMIT = 100
+GATE_DEPTH = 100  # chunks retrieved per query by the require_eval gate
+# How long an evaluation waits for a free evaluation slot: next to none, a busy replica answers 429.
+# Not 0: on Python 3.11, asyncio.wait_for with a timeout of 0 refuses even a free slot.
+EVALUATION_QUEUE_WAIT_S = 0.05
 
 
 class ProfileSpec(_Strict):
@@ -46,8 +77,11 @@ class ProfileSpec(_Strict):
 
 class EvaluationRequest(_Strict):
     namespace: Namespace
-    dataset: str | None = Field(None, description="BEIR-layout folder on the server.")
-    split: str = "test"
+    dataset: str | None = Field(
+        None,
+        description=f"A BEIR folder under {DATASETS_SETTING}: its name (e.g. 'scifact') or a path inside it.",
+    )
+    split: str = Field("test", description="The qrels file of the dataset: qrels/<split>.tsv.")
     queries: dict[str, str] | None = Field(None, description="Uploaded instead of dataset: id -> text.")
     qrels: dict[str, dict[str, int]] | None = Field(None, description="query id -> doc id -> grade.")
     profiles: list[ProfileSpec] = Field(min_length=1, max_length=2)
@@ -55,34 +89,54 @@ class EvaluationRequest(_Strict):
 
     @model_validator(mode="after")
     def _one_query_set(self) -> EvaluationRequest:
-        if (self.dataset is None) == (self.queries is None or self.qrels is None):
-            raise ValueError("give dataset (a server path), or both queries and qrels")
-        if self.queries is not None and len(self.queries) > MAX_EVAL_QUERIES:
-            raise ValueError(f"at most {MAX_EVAL_QUERIES} queries (got {len(self.queries)})")
+        check_query_set(self.dataset, self.queries, self.qrels)
         return self
 
 
-def dataset_path(core: KnowledgeCore, raw: str) -> Path:
-    """A dataset folder named by a caller, confined to ``eval_datasets_dir`` when that is set."""
-    path = Path(raw).resolve()
-    root = core.settings.eval_datasets_dir
-    if root is not None and not path.is_relative_to(root.resolve()):
-        raise InvalidArgument(
-            f"dataset: must be a folder inside {root} (KNOWLEDGE_EVAL_DATASETS_DIR)", field="dataset"
-        )
-    return path
-
-
-def _query_set(
-    core: KnowledgeCore, req: EvaluationRequest
+async def query_set(
+    core: KnowledgeCore,
+    dataset: str | None,
+    split: str,
+    queries: dict[str, str] | None,
+    qrels: dict[str, dict[str, int]] | None,
 ) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    if req.dataset is not None:
-        data = load_beir(dataset_path(core, req.dataset), req.split)
-        return data.queries, data.qrels
-    qrels = {q: rel for q, rel in (req.qrels or {}).items() if q in (req.queries or {})}
-    if not qrels:
-        raise InvalidArgument("qrels: no judged query is among the uploaded queries", field="qrels")
-    return {q: req.queries[q] for q in qrels}, qrels  # type: ignore[index]
+    """The judged queries and their qrels: uploaded, or read from a dataset under the root."""
+    if dataset is None:
+        uploaded = queries or {}
+        judged = {q: rel for q, rel in (qrels or {}).items() if q in uploaded}
+        if not judged:
+            raise InvalidArgument("qrels: no judged query is among the uploaded queries", field="qrels")
+        return {q: uploaded[q] for q in judged}, judged
+    root = core.settings.eval_datasets_dir
+    if root is None:
+        raise InvalidArgument(
+            f"dataset: this server reads no evaluation datasets; set {DATASETS_SETTING} on the server to "
+            "a folder of BEIR datasets, or upload queries and qrels instead",
+            field="dataset",
+        )
+    data = await asyncio.to_thread(load_beir, dataset, split, root=root, with_corpus=False)
+    return data.queries, data.qrels
+
+
+@contextlib.asynccontextmanager
+async def _admitted(gate: Gate, refusal: str) -> AsyncIterator[None]:
+    """Hold a slot of ``gate``; when none is free in time, Overloaded with ``refusal`` as its reason."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(gate.enter())
+        except Overloaded as exc:
+            raise Overloaded(
+                f"{refusal}; retry after {exc.retry_after_s:g} s", retry_after_s=exc.retry_after_s
+            ) from None
+        yield
+
+
+def _evaluation_slot(core: KnowledgeCore) -> contextlib.AbstractAsyncContextManager[None]:
+    return _admitted(
+        core.evaluation_gate,
+        "too many evaluations on this replica, require_eval checks included "
+        f"(KNOWLEDGE_MAX_CONCURRENT_EVALUATIONS = {core.evaluation_gate.limit})",
+    )
 
 
 def resolve_spec(
@@ -119,42 +173,56 @@ async def profile_run(
     )
     run: dict[str, dict[str, float]] = {}
     latencies: list[float] = []
-    for qid, text in queries.items():
+    for done, (qid, text) in enumerate(queries.items()):
         try:
             req = SearchRequest(namespace=namespace, query=text)
         except ValidationError:
             run[qid] = {}  # an empty or oversize query finds nothing
             continue
-        started = time.perf_counter()
-        resp = await search_with(core, req, deep, name, version or 0, use_cache=False)
-        latencies.append((time.perf_counter() - started) * 1000)
+        refusal = (
+            f"evaluation of {name!r} stopped after {done} of {len(queries)} queries: searches are at "
+            f"their limit on this replica (KNOWLEDGE_MAX_CONCURRENT_SEARCHES = {core.search_gate.limit})"
+        )
+        async with _admitted(core.search_gate, refusal):  # each query queues with the searches
+            started = time.perf_counter()
+            resp = await search_with(core, req, deep, name, version or 0, use_cache=False)
+            latencies.append((time.perf_counter() - started) * 1000)
         run[qid] = collapse_to_documents(((h.doc_id, h.score) for h in resp.results), DOC_LIMIT)
     return ProfileRun(name=name, version=version, run=run, latencies_ms=latencies)
 
 
 async def evaluate(core: KnowledgeCore, req: EvaluationRequest) -> Comparison:
-    queries, qrels = _query_set(core, req)
-    runs = []
-    for spec in req.profiles:
-        name, version, settings = resolve_spec(core, spec, req.namespace)
-        runs.append(await profile_run(core, req.namespace, queries, name, version, settings, req.depth))
-    return await asyncio.to_thread(compare, qrels, runs)  # permutation tests: seconds of CPU
+    """Compare the profiles on the query set (429 when the replica runs its limit of evaluations)."""
+    async with _evaluation_slot(core):
+        chosen = [resolve_spec(core, spec, req.namespace) for spec in req.profiles]
+        queries, qrels = await query_set(core, req.dataset, req.split, req.queries, req.qrels)
+        runs = [
+            await profile_run(core, req.namespace, queries, name, version, settings, req.depth)
+            for name, version, settings in chosen
+        ]
+        return await asyncio.to_thread(compare, qrels, runs)  # permutation tests: seconds of CPU
 
 
 def gate_check(core: KnowledgeCore, name: str, rule: RequireEval):
     """A check for ProfileRegistry.put: the new settings may lose at most min_delta nDCG@10."""
 
     async def check(candidate: RetrievalSettings) -> None:
-        current = core.profiles.find(name)  # a new profile is compared with the default one
-        base = current.settings if current else core.profiles.get(DEFAULT).settings
-        data = load_beir(dataset_path(core, rule.dataset), rule.split)
-        runs = [
-            await profile_run(
-                core, rule.namespace, data.queries, name, current.version if current else None, base, 100
-            ),
-            await profile_run(core, rule.namespace, data.queries, f"{name} (new)", None, candidate, 100),
-        ]
-        result = gate(await asyncio.to_thread(compare, data.qrels, runs), rule.min_delta)
+        async with _evaluation_slot(core):
+            try:
+                queries, qrels = await query_set(core, rule.dataset, rule.split, rule.queries, rule.qrels)
+            except InvalidArgument as exc:
+                field = f"require_eval.{exc.field}" if exc.field else "require_eval"
+                raise InvalidArgument(f"require_eval: {exc.message}", field=field) from None
+            current = core.profiles.find(name)  # a new profile is compared with the default one
+            base = current.settings if current else core.profiles.get(DEFAULT).settings
+            version = current.version if current else None
+            runs = [
+                await profile_run(core, rule.namespace, queries, name, version, base, GATE_DEPTH),
+                await profile_run(
+                    core, rule.namespace, queries, f"{name} (new)", None, candidate, GATE_DEPTH
+                ),
+            ]
+            result = gate(await asyncio.to_thread(compare, qrels, runs), rule.min_delta)
         if not result.passed:
             raise PreconditionFailed(f"require_eval: {result.message}", field="require_eval")
 

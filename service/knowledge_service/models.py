@@ -302,12 +302,24 @@ class CountRequest(_Strict):
 
 
 class RequireEval(_Strict):
-    """The evaluation gate: a labelled query set (BEIR folder on the server) run on a namespace."""
+    """The evaluation gate: a labelled query set run on a namespace, from a BEIR folder under
+    KNOWLEDGE_EVAL_DATASETS_DIR (``dataset``, ``split``) or uploaded (``queries``, ``qrels``)."""
 
-    dataset: str = Field(min_length=1, description="Path of a BEIR-layout folder on the server.")
-    split: str = "test"
+    dataset: str | None = Field(
+        None, description="A BEIR folder under KNOWLEDGE_EVAL_DATASETS_DIR: its name or a path inside it."
+    )
+    split: str = Field("test", description="The qrels file of the dataset: qrels/<split>.tsv.")
+    queries: dict[str, str] | None = Field(None, description="Uploaded instead of dataset: id -> text.")
+    qrels: dict[str, dict[str, int]] | None = Field(None, description="query id -> doc id -> grade.")
     namespace: Namespace
     min_delta: float = Field(0.0, ge=0, le=1, description="nDCG@10 the new version may lose.")
+
+    @model_validator(mode="after")
+    def _one_query_set(self) -> RequireEval:
+        from .evaluation import check_query_set  # the evaluation limits live beside the dataset loader
+
+        check_query_set(self.dataset, self.queries, self.qrels)
+        return self
 
 
 class PutProfileRequest(_Strict):
