@@ -103,3 +103,14 @@ async def test_a_rerank_that_would_overrun_the_deadline_is_cut(
         assert again.cache_hit is False and again.rerank == "applied"  # the cut answer was not cached
     finally:
         await core.close()
+
+
+async def test_no_queue_wait_still_admits_a_free_slot(tmp_path: Path, dense_encoder: DenseEncoder) -> None:
+    settings = Settings(data_dir=tmp_path / "data", optimize_idle_s=0, queue_wait_s=0)
+    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    try:
+        resp = await core.ingest(IngestRequest(namespace="kb", documents=[{"id": "a", "text": "No wait."}]))
+        assert resp.results[0].status == "created"
+        assert (await core.search(SearchRequest(namespace="kb", query="wait"))).results
+    finally:
+        await core.close()

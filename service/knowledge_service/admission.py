@@ -28,7 +28,10 @@ class Gate:
     async def enter(self) -> AsyncIterator[None]:
         self.waiting += 1
         try:
-            await asyncio.wait_for(self._slots.acquire(), timeout=self._wait)
+            if self._slots.locked():  # (a free slot is taken at once, even with no wait allowed)
+                await asyncio.wait_for(self._slots.acquire(), timeout=self._wait)
+            else:
+                await self._slots.acquire()
         except TimeoutError:
             raise Overloaded(
                 f"too many concurrent {self.name} requests (limit {self.limit}); retry after "

@@ -102,7 +102,7 @@ class Settings(BaseSettings):
 
     # Evaluations.
     eval_datasets_dir: Path | None = Field(
-        None, description="When set, evaluation datasets named by path must lie inside this folder."
+        None, description="Folder of BEIR datasets evaluations may read; unset = uploaded query sets only."
     )
     max_concurrent_evaluations: int = Field(
         1, ge=1, description="Evaluations and require_eval checks in flight per replica; more get 429."

@@ -55,9 +55,8 @@ __all__ = [
 
 DOC_LIMIT = 100
 GATE_DEPTH = 100  # chunks retrieved per query by the require_eval gate
-# How long an evaluation waits for a free evaluation slot: next to none, a busy replica answers 429.
-# Not 0: on Python 3.11, asyncio.wait_for with a timeout of 0 refuses even a free slot.
-EVALUATION_QUEUE_WAIT_S = 0.05
+# How long an evaluation waits for a free evaluation slot: not at all, a busy replica answers 429.
+EVALUATION_QUEUE_WAIT_S = 0.0
 
 
 class ProfileSpec(_Strict):
