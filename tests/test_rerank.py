@@ -89,7 +89,7 @@ async def test_configured_reranker_reorders_candidates(
 async def test_failing_reranker_is_flagged_not_hidden(reranking_core: KnowledgeCore) -> None:
     core = reranking_core
 
-    def broken(query: str, passages: list[str]) -> list[float]:
+    def broken(query: str, passages: list[str], deadline: float | None = None) -> list[float]:
         raise RuntimeError("model crashed")
 
     core.reranker.score = broken  # type: ignore[union-attr,method-assign]

@@ -44,18 +44,20 @@ class ResultCache(Protocol):
 
 
 class MemoryCache:
-    """A bounded in-process TTL cache (the embedded default)."""
+    """An in-process TTL cache bounded in bytes (the embedded default)."""
 
     name = "memory"
 
-    def __init__(self, max_entries: int, ttl_s: int) -> None:
-        self._data: TTLCache[str, bytes] = TTLCache(maxsize=max(max_entries, 1), ttl=ttl_s)
+    def __init__(self, max_bytes: int, ttl_s: int) -> None:
+        # Bounded in bytes of the stored answers (cachetools counts each value's len()).
+        self._data: TTLCache[str, bytes] = TTLCache(maxsize=max(max_bytes, 1), ttl=ttl_s, getsizeof=len)
 
     async def get(self, key: str) -> bytes | None:
         return self._data.get(key)
 
     async def set(self, key: str, value: bytes) -> None:
-        self._data[key] = value
+        if len(value) <= self._data.maxsize:
+            self._data[key] = value
 
     async def ping(self) -> None:
         return None
@@ -100,4 +102,4 @@ class RedisCache:
 def open_cache(settings: Settings) -> ResultCache:
     if settings.redis_url:
         return RedisCache(settings.redis_url, settings.cache_ttl_s, settings.cache_timeout_s)
-    return MemoryCache(settings.cache_max_entries, settings.cache_ttl_s)
+    return MemoryCache(settings.cache_max_bytes, settings.cache_ttl_s)

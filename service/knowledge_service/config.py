@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     embed_model: str = Field(DEFAULT_EMBED_MODEL, description="sentence-transformers name or path.")
     embed_batch_size: int = Field(32, ge=1, le=1024)
     rerank_model: str | None = Field(None, description="CrossEncoder name or path; unset = no reranking.")
+    rerank_budget_ms: int = Field(
+        1000, ge=1, description="Rerank stage time budget; beyond it the fused order is served (skipped)."
+    )
     device: str = "cpu"
 
     # Chunking (tokens of the embedding model's tokenizer) and BM25.
@@ -49,7 +52,10 @@ class Settings(BaseSettings):
 
     # Cache.
     cache_ttl_s: int = Field(600, ge=1)
-    cache_max_entries: int = Field(10_000, ge=0)
+    cache_max_bytes: int = Field(256 * 2**20, ge=0, description="In-process cache: total bytes of answers.")
+    cache_max_entry_bytes: int = Field(
+        2**20, ge=0, description="Answers larger than this are not cached (either cache)."
+    )
     cache_timeout_s: float = Field(0.05, gt=0, description="A slower cache counts as down.")
 
     # Store.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tokenizers import Tokenizer
 from .config import DEFAULT_EMBED_MODEL, Settings
 
 log = logging.getLogger(__name__)
+RERANK_BATCH = 16  # pairs per forward pass; the time budget is checked between batches
 
 
 def resolve_model(spec: str) -> str:
@@ -111,11 +113,24 @@ class Reranker:
         path = Path(self.spec)
         self.model = CrossEncoder(str(path) if path.exists() else self.spec, device=self.device)
 
-    def score(self, query: str, passages: list[str]) -> list[float]:
-        if not passages:
-            return []
-        scores = self.model.predict([(query, p) for p in passages], batch_size=32, show_progress_bar=False)
-        return [float(s) for s in scores]
+    def score(self, query: str, passages: list[str], deadline: float | None = None) -> list[float]:
+        """Scores of (query, passage) pairs, in batches; RerankTimeout once ``deadline``
+        (time.monotonic) has passed between two batches, so an overrun stops within one batch."""
+        scores: list[float] = []
+        for start in range(0, len(passages), RERANK_BATCH):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise RerankTimeout(
+                    f"reranked {start} of {len(passages)} passages before the time budget ran out"
+                )
+            batch = [(query, p) for p in passages[start : start + RERANK_BATCH]]
+            scores += [
+                float(s) for s in self.model.predict(batch, batch_size=RERANK_BATCH, show_progress_bar=False)
+            ]
+        return scores
+
+
+class RerankTimeout(Exception):
+    """The rerank stage ran out of its time budget (or of the request's deadline)."""
 
 
 def passage_text(title: str | None, chunk: str) -> str:

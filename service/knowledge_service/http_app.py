@@ -104,6 +104,8 @@ def create_app(settings: Settings, core: KnowledgeCore | None = None) -> FastAPI
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
     )
+    if core is not None:
+        app.state.core = core  # usable before (or without) the lifespan
     instrument_app(app)
     _install_error_handlers(app)
     # The key, the role and the body cap are checked here, before FastAPI reads the body.

@@ -13,6 +13,9 @@ DEFAULT_TOP_K = 10
 DEFAULT_CANDIDATES = 100
 DEFAULT_RERANK_DEPTH = 50
 MAX_RRF_K = 1_000
+MAX_OVERRIDE_CANDIDATES = 200  # a request's own candidates / rerank_depth; profiles go to MAX_CANDIDATES
+MAX_OVERRIDE_RERANK_DEPTH = 100
+MAX_EXPLAIN_DEPTH = 200  # explain reports each leg's ranks down to this depth
 MAX_LEG_WEIGHT = 100.0
 
 NAMESPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"

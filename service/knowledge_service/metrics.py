@@ -38,6 +38,12 @@ class Metrics:
         self.cache = Counter(
             "knowledge_cache_lookups_total", "Result cache lookups by outcome.", ["outcome"], registry=r
         )
+        self.cache_skipped = Counter(
+            "knowledge_cache_skipped_total",
+            "Answers not cached, by reason (too_large).",
+            ["reason"],
+            registry=r,
+        )
         self.ingested = Counter(
             "knowledge_ingested_documents_total", "Documents ingested, by outcome.", ["status"], registry=r
         )

@@ -166,7 +166,7 @@ class SearchRequest(_Strict):
     top_k: int | None = Field(None, ge=1, le=L.MAX_TOP_K)
     mode: Mode | None = None
     fusion: Fusion | None = None
-    candidates: int | None = Field(None, ge=1, le=L.MAX_CANDIDATES)
+    candidates: int | None = Field(None, ge=1, le=L.MAX_OVERRIDE_CANDIDATES)
     rerank: bool | None = Field(None, description="Unset: as the profile says.")
 
     @field_validator("query")

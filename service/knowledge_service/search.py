@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from .cache import CacheUnavailable, cache_key
-from .errors import DeadlineExceeded, from_validation_error
+from .encoders import RerankTimeout
+from .errors import DeadlineExceeded, InvalidArgument, from_validation_error
+from .limits import MAX_EXPLAIN_DEPTH, MAX_OVERRIDE_CANDIDATES, MAX_OVERRIDE_RERANK_DEPTH
 from .models import RetrievalSettings, SearchHit, SearchRequest, SearchResponse, StageScores
 from .stitching import stitch
 from .store import Hit, QueryPlan
@@ -38,6 +40,7 @@ async def search(core: KnowledgeCore, req: SearchRequest, deadline: float | None
         settings = profile.settings.merged(overrides)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
+    _check_override_bounds(overrides, settings)
     return await search_with(
         core,
         req,
@@ -91,7 +94,11 @@ async def search_with(
     resp.profile, resp.profile_version = profile, profile_version
     if use_cache and not degraded:  # a degraded answer is not the answer to keep
         t = time.perf_counter()
-        await _cache_set(core, key, resp.model_dump_json().encode(), degraded)
+        value = resp.model_dump_json().encode()
+        if len(value) <= core.settings.cache_max_entry_bytes:  # a huge answer would evict many small
+            await _cache_set(core, key, value, degraded)
+        else:
+            core.metrics.cache_skipped.labels("too_large").inc()
         timings["cache"] += _ms(t)
     resp.degraded = degraded
     resp.timings_ms = {**timings, "total": _ms(started)}
@@ -160,17 +167,23 @@ async def _search_uncached(
         with _stage("rerank", timings, candidates=min(len(hits), s.rerank_depth)):
             t = time.perf_counter()
             head = hits[: s.rerank_depth]
+            budget = time.monotonic() + core.settings.rerank_budget_ms / 1000
             try:
                 rerank_scores = await core.run_query_model(
                     core.reranker.score,  # type: ignore[union-attr]
                     req.query,
                     [h.payload.get("text", "") for h in head],
+                    min(budget, deadline) if deadline is not None else budget,
                 )
                 hits = head
                 spent = time.perf_counter() - t
                 core.rerank_estimate_s = (
                     spent if not core.rerank_estimate_s else 0.8 * core.rerank_estimate_s + 0.2 * spent
                 )
+            except RerankTimeout as exc:
+                log.warning("rerank cut: %s; serving fused order", exc)
+                rerank_status = "skipped"
+                degraded.append("rerank")
             except Exception:
                 log.exception("reranker failed; serving fused order")
                 rerank_status = "failed"
@@ -204,6 +217,17 @@ def _stage(name: str, timings: dict[str, float], **attributes: Any) -> Iterator[
             timings[name] = timings.get(name, 0.0) + _ms(started)
 
 
+def _check_override_bounds(overrides: dict[str, Any], s: RetrievalSettings) -> None:
+    """A single request may ask for less depth than a profile may hold (profiles are admin-set)."""
+    for name, bound in (("candidates", MAX_OVERRIDE_CANDIDATES), ("rerank_depth", MAX_OVERRIDE_RERANK_DEPTH)):
+        if name in overrides and getattr(s, name) > bound:
+            raise InvalidArgument(
+                f"{name}: at most {bound} in a request (got {getattr(s, name)}); set a deeper {name} in a "
+                "profile instead",
+                field=name,
+            )
+
+
 def _check_deadline(deadline: float | None) -> None:
     if deadline is not None and time.monotonic() >= deadline:
         raise DeadlineExceeded("the request's deadline passed before the search finished; allow more time")
@@ -219,8 +243,9 @@ async def _leg_ranks(core: KnowledgeCore, plan: QueryPlan) -> dict[str, dict[str
     """Each chunk's 1-based rank and score in the dense and in the sparse leg (for explain)."""
     legs = ("dense", "sparse") if plan.mode == "hybrid" else (plan.mode,)
     ranks: dict[str, dict[str, float]] = {}
+    depth = min(plan.candidates, MAX_EXPLAIN_DEPTH)  # deeper ranks are not reported
     for leg in legs:
-        leg_plan = QueryPlan(**{**plan.__dict__, "mode": leg, "limit": plan.candidates})
+        leg_plan = QueryPlan(**{**plan.__dict__, "mode": leg, "limit": depth})
         for i, hit in enumerate(await core.run_store(core.store.query, leg_plan), start=1):
             ranks.setdefault(hit.id, {}).update({f"{leg}_rank": i, f"{leg}_score": hit.score})
     return ranks

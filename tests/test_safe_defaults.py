@@ -1,0 +1,72 @@
+"""Safe by default: readiness says words only; docs and reflection can be switched off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from conftest import free_port
+from knowledge_service.config import Settings
+from knowledge_service.core import KnowledgeCore
+from knowledge_service.encoders import DenseEncoder
+from knowledge_service.grpc_server import create_server, start_server, stop_server
+from knowledge_service.http_app import create_app
+
+
+async def test_readiness_names_no_host_port_or_error(tmp_path: Path, dense_encoder: DenseEncoder) -> None:
+    port = free_port()  # nothing listens here: the cache is down
+    settings = Settings(
+        data_dir=tmp_path / "data", optimize_idle_s=0, redis_url=f"redis://127.0.0.1:{port}/0"
+    )
+    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    try:
+        app = create_app(settings, core)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            r = await http.get("/readyz")
+        assert r.status_code == 200  # a cache outage only degrades
+        body = r.json()
+        assert body == {
+            "ready": True,
+            "model": "ok",
+            "store": "ok",
+            "cache": "down",
+            "reranker": "not_configured",
+        }
+        assert str(port) not in r.text and "127.0.0.1" not in r.text
+    finally:
+        await core.close()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_docs_and_reflection_can_be_switched_off(
+    tmp_path: Path, dense_encoder: DenseEncoder, enabled: bool
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data", optimize_idle_s=0, docs_enabled=enabled, grpc_reflection=enabled
+    )
+    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    server, port = create_server(core, settings, port=0)
+    await start_server(server)
+    try:
+        app = create_app(settings, core)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            for path in ("/docs", "/openapi.json", "/redoc"):
+                assert (await http.get(path)).status_code == (200 if enabled else 404), path
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
+            call = reflect.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+            )
+            if enabled:
+                assert [r async for r in call]
+            else:
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    _ = [r async for r in call]
+                assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        await stop_server(server, 0)
+        await core.close()
