@@ -42,7 +42,7 @@ from .models import (
 )
 from .parsing import ParsedFile, parse_file
 from .profiles import ProfileOut, ProfileRegistry
-from .settle import shielded
+from .settle import drain, shielded
 from .store import MetaStore, Store, open_meta_store, open_store
 from .sweeper import Sweeper
 from .tracing import tracer
@@ -174,6 +174,7 @@ class KnowledgeCore:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await drain(self.settings.grpc_grace_s)  # writes cancelled at shutdown finish settling first
         await self.profiles.stop()
         await self.cache.close()
         if self._owns_store:

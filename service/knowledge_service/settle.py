@@ -36,9 +36,21 @@ class Settled:
     removed_chunks: int  # counted only when asked
 
 
+_running: set[asyncio.Future[Any]] = set()  # shielded work still going on (see drain)
+
+
 async def shielded(aw: Awaitable[T]) -> T:
     """Run ``aw`` to completion even if the caller is cancelled meanwhile (it then goes on alone)."""
-    return await asyncio.shield(asyncio.ensure_future(aw))
+    task = asyncio.ensure_future(aw)
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    return await asyncio.shield(task)
+
+
+async def drain(timeout: float) -> None:
+    """Wait (up to ``timeout``) for shielded cleanups that outlived their cancelled callers."""
+    if pending := [t for t in _running if not t.done()]:
+        await asyncio.wait(pending, timeout=timeout)
 
 
 async def settle(
