@@ -258,11 +258,10 @@ async def test_a_memory_bomb_fails_one_file_and_the_next_file_is_parsed() -> Non
 async def test_a_worker_killed_while_parsing_fails_that_file_only() -> None:
     pool = ParserPool(workers=1, limits=ParseLimits(max_chars=10**9))
     try:
-        parse = asyncio.create_task(pool.parse("slow.pdf", slow_pdf()))
-        while not workers():
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)  # the worker has the file
+        await pool.parse("warm-up.txt", b"starts the worker")
         (worker,) = workers()
+        parse = asyncio.create_task(pool.parse("slow.pdf", slow_pdf()))
+        await asyncio.sleep(0.5)  # the worker has the file: it takes many seconds to extract
         os.kill(worker.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
         with pytest.raises(InvalidArgument, match="KNOWLEDGE_PARSE_MEMORY_MB"):
             await parse
