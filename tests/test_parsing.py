@@ -12,7 +12,7 @@ from pypdf import PdfReader, PdfWriter
 from knowledge_service import limits as L
 from knowledge_service.errors import InvalidArgument
 from knowledge_service.models import DocumentIn
-from knowledge_service.parsing import SUPPORTED_EXTENSIONS, ParsedFile, iter_files, parse_file
+from knowledge_service.parsing import SUPPORTED_EXTENSIONS, ParsedFile, file_label, iter_files, parse_file
 
 
 def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
@@ -172,6 +172,32 @@ def test_html_with_only_scripts_has_no_text() -> None:
     assert "empty.html" in error.message and "no text" in error.message
 
 
+def test_html_odd_but_common_markup() -> None:
+    page = (
+        b"<p title=\"a > b\" data-x='<p>' class=plain>one</p>"  # ">" inside attribute values
+        b"<P>Two<BR/>three</P>"
+        b"<p>x<![CDATA[ raw <text> ]]>y</p>"
+        b"<script src=x.js />visible<style>p > a { }</style><p>after</p>"  # a self-closed script
+        b"<p>a < b &amp; c&nbsp;d &#x41;&#66;</p>"
+        b"<pre>line 1\n  line &lt;2&gt;\n\nline 3</pre>"
+        b'<?xml version="1.0"?><!DOCTYPE x><!-- c --></>'
+        b"<p>cut <b>here</b><!-- never closed, so the rest is a comment <p>gone"
+    )
+    parsed = parse_file("odd.html", page)
+    assert parsed.text == (
+        "one\n\nTwo\nthree\n\nx raw <text> y\n\nvisible\n\nafter\n\na < b & c d AB"
+        "\n\nline 1\nline <2>\nline 3\n\ncut here"
+    )
+    assert parse_file("p.html", b"<p>kept</p><div class='unclosed>gone").text == "kept"
+
+
+def test_html_title_is_the_text_of_the_first_title_or_h1_element() -> None:
+    assert parse_file("t.html", b"<title>A <b>bold</b>&amp; title</title><p>x").title == "A bold & title"
+    page = b"<title> </title><h1>Real <em>one</em><script>no</script></h1><title>Late</title><p>x"
+    assert parse_file("t.html", page).title == "Real one"
+    assert parse_file("t.html", b"<h1>" + b"word " * 1_000 + b"</h1>").title == ("word " * 200).strip()
+
+
 # ----------------------------------------------------------------------------- Markdown
 
 
@@ -229,6 +255,19 @@ def test_markdown_without_closing_front_matter_is_kept_whole() -> None:
     assert parsed.text == "---\nnot: front matter\n\nbody"
     assert parsed.title == "odd"
     assert "not" not in parsed.metadata
+
+
+def test_markdown_numbers_in_front_matter_are_int64_or_finite_floats() -> None:
+    page = "---\nlow: -9223372036854775808\nhigh: 9223372036854775808\nbig: 1e400\nsmall: 2.5e-3\n---\nx"
+    parsed = parse_file("n.md", page.encode())
+    assert parsed.metadata["low"] == -(2**63)
+    assert parsed.metadata["high"] == "9223372036854775808"
+    assert parsed.metadata["big"] == "1e400"
+    assert parsed.metadata["small"] == 0.0025
+
+
+def test_markdown_heading_of_only_spaces_is_not_a_title() -> None:
+    assert parse_file("h.md", b"#   \n\n# Real\n").title == "Real"
 
 
 def test_markdown_with_only_front_matter_has_no_text() -> None:
@@ -318,6 +357,11 @@ def test_empty_file_is_rejected(data: bytes) -> None:
 
 def test_file_without_a_name_is_rejected() -> None:
     assert rejected("./", b"text", field="files[1]").field == "files[1]"
+
+
+def test_file_label_names_the_field_and_the_base_name() -> None:
+    assert file_label("./books\\2024/book.pdf", "files[2]") == "files[2] (book.pdf)"
+    assert file_label("./", "files[1]") == "files[1]"
 
 
 # ----------------------------------------------------------------------------- iter_files
