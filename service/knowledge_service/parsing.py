@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
 import os
 import re
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -40,7 +42,7 @@ _BY_CONTENT_TYPE: dict[str, Format] = {
 # Every regex here runs on user input, so each must run in linear time. Each is either anchored and
 # bounded, or a run of one character class (or a literal) that cannot backtrack into itself; the
 # comment beside each says which. Where a regex would need nested or ambiguous repetition (the ATX
-# heading), plain string code does the work instead; HTML is tokenised by libxml2 (lxml).
+# heading, HTML tags), plain string code does the work instead.
 _META_KEY = re.compile(L.METADATA_KEY_PATTERN)  # anchored, at most 64 characters
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # one character class, no repetition
 _INT = re.compile(r"[-+]?\d+")  # one run of digits
@@ -56,6 +58,7 @@ _COMMENT_START = re.compile(r"\s#")  # a literal after one character class, no r
 _FRONT_END = re.compile(r"^(?:---|\.\.\.)[^\S\n]*$", re.MULTILINE)
 
 _HTML_DROP = frozenset(("script", "style", "noscript", "template", "title"))
+_HTML_RAW = ("script", "style")  # raw text: no markup inside, up to the matching end tag
 _HTML_PARAGRAPH = (
     "p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table", "ul", "ol", "dl",
     "hr", "figure", "section", "article", "header", "footer", "main", "aside", "nav", "form",
@@ -69,7 +72,19 @@ _HTML_BREAKS = {
     **dict.fromkeys(_HTML_LINE, _LINE),
     **dict.fromkeys(("td", "th"), _SPACE),
 }
-_HTML_FEED = 1 << 16  # characters handed to the HTML parser at a time
+# Runs of one character class matched at a position (cannot backtrack), and a literal followed by
+# one character: all linear. html.parser is not used: on this Python it is quadratic on unclosed
+# tags (75 KB of "<a " takes 40 s) and raises AssertionError on "<![" junk. Nor is lxml: libxml2's
+# HTML parser, in the recover mode that real pages need, returns partial or empty text without an
+# error when an allocation fails, which under the parse workers' memory cap loses text silently.
+_ASCII_LETTERS = frozenset(string.ascii_letters)
+_TAG_NAME = re.compile(r"[^\t\n\f\r />]*")
+_SPACES = re.compile(r"[\t\n\f\r ]*")
+_UNQUOTED = re.compile(r"[^\t\n\f\r >]*")
+_RAW_END = {tag: re.compile(rf"</{tag}[\t\n\f\r />]", re.IGNORECASE) for tag in _HTML_RAW}
+# html.unescape calls int() on every digit of a decimal reference: slow, and a ValueError past 4,300
+# digits. A literal then one run of digits: linear.
+_LONG_DECIMAL_REF = re.compile(r"&#([0-9]{8,})")
 
 
 @dataclass(frozen=True)
@@ -238,35 +253,9 @@ def _decode(data: bytes, where: str, field: str) -> str:
 
 
 def _parse_html(markup: str, max_chars: int) -> tuple[str | None, str]:
-    """Title and visible text, from libxml2's HTML parser (lxml) driving a target: a stream of
-    start, end and text events, never a tree, so memory follows the text kept, not the markup."""
-    from lxml import etree
-
     out = _HtmlText(max_chars)
-    parser = etree.HTMLParser(target=_HtmlEvents(out), recover=True, no_network=True)
-    for start in range(0, len(markup), _HTML_FEED):
-        parser.feed(markup[start : start + _HTML_FEED])
-    parser.close()
+    _scan_html(markup, out)
     return out.title(), out.joined()
-
-
-class _HtmlEvents:
-    """The lxml parser target: hands tags and text to _HtmlText (comments and the rest are dropped)."""
-
-    def __init__(self, out: _HtmlText) -> None:
-        self.out = out
-
-    def start(self, tag: str, attrib: object) -> None:
-        self.out.start(tag.lower())
-
-    def end(self, tag: str) -> None:
-        self.out.end(tag.lower())
-
-    def data(self, text: str) -> None:
-        self.out.text(text)
-
-    def close(self) -> None:
-        return None
 
 
 class _HtmlText:
@@ -312,8 +301,7 @@ class _HtmlText:
 
     def _head_text(self, data: str) -> None:
         for head, depth in self.head_depth.items():
-            shown = self.hidden == self.dropped["title"]  # no script, style, template... open
-            if depth and shown and self.head_chars[head] <= L.MAX_TITLE_CHARS:
+            if depth and not self.dropped["template"] and self.head_chars[head] <= L.MAX_TITLE_CHARS:
                 if piece := " ".join(data.split()):  # text nodes joined by a space, like get_text(" ")
                     self.heads[head].append(piece)
                     self.head_chars[head] += len(piece) + 1
@@ -360,6 +348,103 @@ class _HtmlText:
             if (level := _HTML_BREAKS.get(tag, 0)) > self.owed:
                 self.owed = level
             self.pre -= tag == "pre" and self.pre > 0
+
+
+def _scan_html(markup: str, out: _HtmlText) -> None:
+    """Tokenise HTML in one pass and in linear time, giving `out` its text and tags.
+
+    Comments, doctypes, processing instructions and bogus markup are skipped; CDATA sections are
+    text. A construct still open at the end of the input (a tag, comment or script) ends the text
+    there, as in a browser. Each search starts past the previous one, so no character is scanned
+    twice, whatever the input.
+    """
+    find, i, text_from = markup.find, 0, 0
+    while (j := find("<", i)) >= 0:
+        c = markup[j + 1 : j + 2]
+        is_end = c == "/"
+        name_from = j + 1 + is_end
+        tag = None
+        if markup[name_from : name_from + 1] in _ASCII_LETTERS:
+            name_end = _TAG_NAME.match(markup, name_from).end()
+            tag, k = markup[name_from:name_end].lower(), _tag_end(markup, name_end)
+        elif markup.startswith("<!--", j):
+            k = _past(markup, "-->", j + 2)  # from j + 2: "<!-->" and "<!--->" are comments too
+        elif markup.startswith("<![CDATA[", j):
+            k = _past(markup, "]]>", j + 9)
+        elif c in ("!", "?", "/"):  # doctype, bogus comment, processing instruction, "</>"
+            k = _past(markup, ">", j + 2)
+        else:  # a "<" that starts nothing is text
+            i = j + 1
+            continue
+        if k < 0:  # never closed: the rest of the input is inside it
+            break
+        if j > text_from:
+            _flush(markup, text_from, j, out)
+        i = text_from = k
+        if tag is None:
+            if c == "!" and markup.startswith("<![CDATA[", j):
+                out.text(markup[j + 9 : k - 3])
+        elif is_end:
+            out.end(tag)
+        else:
+            out.start(tag)
+            if markup[k - 2] == "/":  # <br/>
+                out.end(tag)
+            elif tag in _RAW_END:  # script, style: skip to their end tag, they are never shown
+                found = _RAW_END[tag].search(markup, k)
+                i = text_from = _tag_end(markup, found.end() - 1) if found else -1
+                if i < 0:
+                    return
+                out.end(tag)
+    else:
+        _flush(markup, text_from, len(markup), out)
+        return
+    _flush(markup, text_from, j, out)
+
+
+def _past(markup: str, closer: str, start: int) -> int:
+    """Index just past the first `closer` from `start`, or -1."""
+    found = markup.find(closer, start)
+    return found + len(closer) if found >= 0 else -1
+
+
+def _flush(markup: str, start: int, end: int, out: _HtmlText) -> None:
+    text = markup[start:end]
+    if "&#" in text:
+        text = _LONG_DECIMAL_REF.sub(_short_decimal_ref, text)
+    if text:
+        out.text(html.unescape(text))
+
+
+def _short_decimal_ref(match: re.Match[str]) -> str:
+    """At most 7 significant digits (more is past U+10FFFF, which html.unescape makes U+FFFD)."""
+    digits = match[1].lstrip("0") or "0"
+    return "&#" + (digits if len(digits) <= 7 else "1114112")
+
+
+def _tag_end(markup: str, k: int) -> int:
+    """Index just past the ">" closing a tag whose attributes start at k; -1 if it never closes.
+
+    A ">" inside a quoted attribute value does not close the tag. The ">" found is kept until the
+    scan passes it, so each character is looked at once: linear in the tag's length.
+    """
+    gt = -1
+    while True:
+        if gt < k:
+            gt = markup.find(">", k)
+            if gt < 0:
+                return -1
+        eq = markup.find("=", k, gt)
+        if eq < 0:
+            return gt + 1
+        value = _SPACES.match(markup, eq + 1).end()  # stops at the ">" at the latest
+        quote = markup[value]
+        if quote in "\"'":
+            k = markup.find(quote, value + 1) + 1
+            if not k:
+                return -1
+        else:
+            k = _UNQUOTED.match(markup, value).end()
 
 
 def _parse_markdown(text: str, max_chars: int) -> tuple[str | None, str, dict[str, Scalar]]:
