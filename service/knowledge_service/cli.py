@@ -113,7 +113,6 @@ async def _ingest_local(
 ) -> None:
     from .core import KnowledgeCore
     from .models import IngestRequest
-    from .parsing import parse_file
 
     core = await KnowledgeCore.open(settings)
     try:
@@ -121,7 +120,7 @@ async def _ingest_local(
             docs = []
             for i, (path, doc_id) in enumerate(files[start : start + batch], start=start):
                 try:
-                    parsed = parse_file(path.name, path.read_bytes(), field=f"files[{i}]")
+                    parsed = await core.parse_file(path.name, path.read_bytes(), None, field=f"files[{i}]")
                 except KnowledgeError as exc:
                     _tally(counts, [{"id": doc_id, "status": "failed", "error": str(exc)}], bar)
                     continue

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     bm25_avg_len: float = Field(120.0, gt=0, description="Expected chunk length in BM25 tokens.")
     bm25_language: str = "english"
 
+    # Parsing uploaded files (parse_pool.py): worker processes, each file within these limits.
+    parse_workers: int = Field(2, ge=1, le=64, description="Worker processes that parse files.")
+    parse_timeout_s: float = Field(20.0, gt=0, description="Wall time one file may take to parse.")
+    parse_memory_mb: int = Field(256, ge=32, description="Memory a worker may map above its baseline.")
+    parse_max_pages: int = Field(2_000, ge=1, description="Pages a PDF may have.")
+
     # Cache.
     cache_ttl_s: int = Field(600, ge=1)
     cache_max_bytes: int = Field(256 * 2**20, ge=0, description="In-process cache: total bytes of answers.")

@@ -40,7 +40,8 @@ from .models import (
     SearchRequest,
     SearchResponse,
 )
-from .parsing import ParsedFile, parse_file
+from .parse_pool import ParserPool
+from .parsing import ParsedFile, ParseLimits
 from .profiles import ProfileOut, ProfileRegistry
 from .settle import drain, shielded
 from .store import MetaStore, Store, open_meta_store, open_store
@@ -116,6 +117,7 @@ class KnowledgeCore:
         self._ingest_pool = ThreadPoolExecutor(1, thread_name_prefix="ingest-model")
         self._ns_locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._parsers: ParserPool | None = None
         self.sweeper = Sweeper(self)
         self.profiles = ProfileRegistry(
             meta, self.run_store, poll_s=settings.profile_poll_s, redis_url=settings.redis_url
@@ -175,6 +177,8 @@ class KnowledgeCore:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await drain(self.settings.grpc_grace_s)  # writes cancelled at shutdown finish settling first
+        if self._parsers is not None:
+            await self._parsers.close()
         await self.profiles.stop()
         await self.cache.close()
         if self._owns_store:
@@ -300,8 +304,14 @@ class KnowledgeCore:
     async def parse_file(
         self, filename: str, data: bytes, content_type: str | None, *, field: str = "file"
     ) -> ParsedFile:
-        """Parse one uploaded file (off the event loop)."""
-        return await asyncio.to_thread(parse_file, filename, data, content_type, field=field)
+        """Parse one uploaded file in a worker process, within the parse limits (parse_pool.py)."""
+        if self._parsers is None:  # started on first use: most replicas never parse a file
+            s = self.settings
+            limits = ParseLimits(
+                max_pages=s.parse_max_pages, timeout_s=s.parse_timeout_s, memory_mb=s.parse_memory_mb
+            )
+            self._parsers = ParserPool(s.parse_workers, limits)
+        return await self._parsers.parse(filename, data, content_type, field=field)
 
     async def readiness(self) -> dict[str, str]:
         """Each component's state as one word (``ok``, ``down``, ``not_configured``), never an error
