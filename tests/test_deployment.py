@@ -655,3 +655,9 @@ def test_every_deployment_serves_beyond_loopback_only_with_keys(
             check_exposure(
                 settings.model_copy(update={"api_keys_file": None, "api_keys": None, "auth_required": False})
             )
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = PRODUCTION.read_text()
+    missing = [f for f in Settings.model_fields if f"`KNOWLEDGE_{f.upper()}`" not in readme]
+    assert not missing, f"settings missing from the README's configuration table: {missing}"
