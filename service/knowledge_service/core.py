@@ -96,7 +96,7 @@ class KnowledgeCore:
         )
         self.rerank_estimate_s = 0.0  # recent rerank time, to skip the stage when a deadline is near
         self.metrics = Metrics()
-        for gate in (self.search_gate, self.ingest_gate):
+        for gate in (self.search_gate, self.ingest_gate, self.evaluation_gate):
             self.metrics.in_flight.labels(gate.name).set_function(lambda g=gate: g.active)
             self.metrics.queued.labels(gate.name).set_function(lambda g=gate: g.waiting)
         self._owns_store = owns_store

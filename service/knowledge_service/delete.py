@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .limits import MAX_BATCH_DOCS
 from .models import DeleteRequest, DeleteResponse
-from .settle import repair, settle
+from .settle import repair, settle, shielded
 from .store import Marker
 
 if TYPE_CHECKING:
@@ -60,8 +60,10 @@ async def _delete_page(core: KnowledgeCore, ns: str, records: list[dict[str, Any
     markers = [Marker(ns, d, g, "old") for d, g in expected.items()]
     async with core.namespace_lock(ns):
         await core.run_store(core.store.put_markers, markers)
-        await core.run_store(core.store.delete_docs_if, ns, expected)
-        settled = await settle(core, ns, markers)
+        try:
+            await core.run_store(core.store.delete_docs_if, ns, expected)
+        finally:  # however the delete ended, the chunks of generations no longer live go
+            settled = await shielded(settle(core, ns, markers))
     return {d for d in expected if d not in settled.records}
 
 
