@@ -35,7 +35,8 @@ async def delete(core: KnowledgeCore, req: DeleteRequest) -> DeleteResponse:
     deleted = set(await repair(core, ns, [d for d in ids if d not in by_id]))
     if not by_id and not req.filter:
         if deleted:  # the earlier attempt may have failed before its last version bump
-            return DeleteResponse(deleted=len(deleted), index_version=await _bump(core, ns))
+            version = await core.run_store(store.bump_index_version, ns)
+            return DeleteResponse(deleted=len(deleted), index_version=version)
         version = await core.run_store(store.get_index_version, ns)
         return DeleteResponse(deleted=0, index_version=version)
 
@@ -64,8 +65,4 @@ async def _delete_page(core: KnowledgeCore, ns: str, records: list[dict[str, Any
             await core.run_store(core.store.delete_docs_if, ns, expected)
         finally:  # however the delete ended, the chunks of generations no longer live go
             settled = await shielded(settle(core, ns, markers))
-    return {d for d in expected if d not in settled.records}
-
-
-async def _bump(core: KnowledgeCore, ns: str) -> int:
-    return await core.run_store(core.store.bump_index_version, ns)
+    return {d for d in expected if d not in settled}

@@ -18,7 +18,7 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -161,7 +161,7 @@ async def _write(
         marked_at = time.time()
         for start in range(0, len(points), UPSERT_BATCH):
             if time.time() - marked_at > core.settings.sweep_grace_s / 4:  # a long write stays fresh
-                markers = [Marker(m.namespace, m.doc_id, m.generation, m.role) for m in markers]
+                markers = [replace(m, created_at=time.time()) for m in markers]
                 await core.run_store(store.put_markers, markers)
                 marked_at = time.time()
             await core.run_store(store.upsert_chunks, points[start : start + UPSERT_BATCH])
@@ -172,7 +172,7 @@ async def _write(
         # Whatever happened, exactly the live generation of each document keeps its chunks.
         settled = await shielded(settle(core, ns, markers))
     for doc_id, (gen, p, replaces) in writes.items():
-        if settled.records.get(doc_id, {}).get("generation") == gen:
+        if settled.get(doc_id, {}).get("generation") == gen:
             results[p.pos] = IngestResult(
                 id=doc_id, status="updated" if replaces else "created", chunks=len(p.chunks)
             )

@@ -5,11 +5,12 @@ generation it may orphan: the one it writes (``new``) and the one it replaces (`
 store/base.py. Settling reads the documents' records, removes the chunks of each marked
 generation that is not live, then removes the markers. It runs:
 
-- when a write ends, whether it succeeded, failed or was cancelled (shielded from cancellation);
-- when a retry meets a document's ``old`` markers (an ``old`` generation that is no longer live
-  never becomes live again, so its chunks can go at once);
-- from the sweeper, for markers older than the grace period (sweeper.py): what a crashed or
-  disconnected writer left.
+- when a write ends, whether it succeeded, failed or was cancelled (``settle``, shielded from
+  cancellation);
+- for markers another writer left (``finish``): when a retry meets a document's markers, and from
+  the sweeper (sweeper.py). Only markers whose writer is certainly done are settled: an ``old``
+  generation that is no longer live never becomes live again, so its chunks can go at once; a
+  ``new`` one only once the marker is older than the grace period.
 
 If settling itself fails, the markers stay, and a retry or the sweeper finishes the job.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .store import Marker
@@ -27,13 +27,6 @@ if TYPE_CHECKING:
     from .core import KnowledgeCore
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Settled:
-    records: dict[str, dict[str, Any]]  # the documents' records as settling found them
-    dead: list[int]  # generations whose chunks were removed
-    removed_chunks: int  # counted only when asked
 
 
 _running: set[asyncio.Future[Any]] = set()  # shielded work still going on (see drain)
@@ -53,20 +46,18 @@ async def drain(timeout: float) -> None:
         await asyncio.wait(pending, timeout=timeout)
 
 
-async def settle(
-    core: KnowledgeCore, namespace: str, markers: list[Marker], *, count: bool = False
-) -> Settled:
-    """Remove chunks of the marked generations that are not live, then the markers.
+async def settle(core: KnowledgeCore, namespace: str, markers: list[Marker]) -> dict[str, dict[str, Any]]:
+    """Remove chunks of the marked generations that are not live, then the markers; return the
+    documents' records as settling found them.
 
-    Only pass markers whose writer is done (its own, ``old`` ones, or ones past the grace period).
+    Only for a write's own markers, once it has ended: it settles them whatever their role or age.
     """
     store = core.store
     records = await core.run_store(store.get_docs, namespace, [m.doc_id for m in markers])
     dead = [m.generation for m in markers if records.get(m.doc_id, {}).get("generation") != m.generation]
-    removed = await core.run_store(store.count_generations, namespace, dead) if count and dead else 0
     await core.run_store(store.delete_generations, namespace, dead)
     await core.run_store(store.delete_markers, markers)
-    return Settled(records, dead, removed)
+    return records
 
 
 def finished(
@@ -92,17 +83,35 @@ def finished(
     return dead, done
 
 
+async def finish(
+    core: KnowledgeCore,
+    namespace: str,
+    markers: list[Marker],
+    older_than: float | None = None,
+    *,
+    count: bool = False,
+) -> tuple[list[Marker], int]:
+    """Settle the markers (of any writer) that ``finished`` says are done; leave the others.
+
+    Returns the markers whose chunks were removed, and how many chunks that was when ``count``.
+    """
+    store = core.store
+    records = await core.run_store(store.get_docs, namespace, [m.doc_id for m in markers])
+    dead, done = finished(markers, {d: r.get("generation") for d, r in records.items()}, older_than)
+    generations = [m.generation for m in dead]
+    removed = await core.run_store(store.count_generations, namespace, generations) if count else 0
+    await core.run_store(store.delete_generations, namespace, generations)
+    await core.run_store(store.delete_markers, dead + done)
+    return dead, removed
+
+
 async def repair(core: KnowledgeCore, namespace: str, doc_ids: list[str]) -> list[str]:
     """Finish what an earlier, interrupted write of these documents left (their markers).
 
     Returns the ids of documents that had dead chunks removed.
     """
-    store = core.store
-    markers = await core.run_store(store.get_markers, namespace, doc_ids)
+    markers = await core.run_store(core.store.get_markers, namespace, doc_ids)
     if not markers:
         return []
-    records = await core.run_store(store.get_docs, namespace, doc_ids)
-    dead, done = finished(markers, {d: r.get("generation") for d, r in records.items()})
-    await core.run_store(store.delete_generations, namespace, [m.generation for m in dead])
-    await core.run_store(store.delete_markers, dead + done)
+    dead, _ = await finish(core, namespace, markers)
     return sorted({m.doc_id for m in dead})

@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from .settle import finished
+from .settle import finish
 from .store import Marker
 
 if TYPE_CHECKING:
@@ -63,10 +63,8 @@ class Sweeper:
             by_ns[m.namespace].append(m)
         older_than = time.time() - self.grace_s
         for ns, group in by_ns.items():
-            records = await core.run_store(store.get_docs, ns, [m.doc_id for m in group])
-            dead, done = finished(group, {d: r.get("generation") for d, r in records.items()}, older_than)
-            removed += await self._remove(ns, [m.generation for m in dead], "markers")
-            await core.run_store(store.delete_markers, dead + done)
+            _, n = await finish(core, ns, group, older_than, count=True)
+            removed += self._counted(ns, n, "markers")
         return removed
 
     async def scan(self) -> int:
@@ -104,7 +102,10 @@ class Sweeper:
         core, store = self.core, self.core.store
         n = await core.run_store(store.count_generations, ns, generations)
         await core.run_store(store.delete_generations, ns, generations)
-        core.metrics.swept_chunks.labels(pass_).inc(n)
+        return self._counted(ns, n, pass_)
+
+    def _counted(self, ns: str, n: int, pass_: str) -> int:
+        self.core.metrics.swept_chunks.labels(pass_).inc(n)
         if n:
             log.info("sweep removed %d orphan chunks in namespace %r (%s)", n, ns, pass_)
         return n
