@@ -20,6 +20,7 @@ from knowledge_service import limits as L
 from knowledge_service.errors import InvalidArgument, Unavailable
 from knowledge_service.parse_pool import ParserPool
 from knowledge_service.parsing import ParseLimits, parse_file
+from test_parsing import pdf_file
 
 BUDGET_S = ParseLimits().timeout_s  # what one file may take by default: the bound for slow tests
 
@@ -45,15 +46,7 @@ def shared_stream_pdf(pages: int, lines: int, width: int, *, new_lines: bool = T
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(stream), stream),
     ] + [b"<< /Type /Page /Parent 2 0 R /Contents 4 0 R >>"] * pages
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return pdf_file(objects)
 
 
 def slow_pdf() -> bytes:
