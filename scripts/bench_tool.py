@@ -9,7 +9,7 @@ and the HTTP front door) on a temporary store, ingests the first ``--docs`` docu
 ``../shared/datasets/scifact`` (a synthetic corpus when that is absent), then times, per path,
 ``--calls`` searches that hit the result cache and ``--calls`` that miss it (distinct queries):
 
-- ``direct``: ``await core.search(...)`` timed inside the service's event loop (no transport);
+- ``direct``: ``await core.searcher.search(...)`` timed inside the service's event loop (no transport);
 - ``client grpc`` / ``client http``: ``KnowledgeClient.search`` from the main thread;
 - ``tool grpc`` / ``tool http``: ``KnowledgeSearchTool._run`` (client + formatting for the LLM).
 
@@ -41,11 +41,12 @@ import uvicorn  # noqa: E402
 
 from knowledge_client import KnowledgeClient  # noqa: E402
 from knowledge_client.crewai import KnowledgeSearchTool  # noqa: E402
-from knowledge_service.config import Settings  # noqa: E402
-from knowledge_service.core import KnowledgeCore  # noqa: E402
-from knowledge_service.grpc_server import create_server, start_server, stop_server  # noqa: E402
-from knowledge_service.http_app import create_app  # noqa: E402
-from knowledge_service.models import IngestRequest, SearchRequest  # noqa: E402
+from knowledge_service.app import Knowledge  # noqa: E402
+from knowledge_service.core.config import Settings  # noqa: E402
+from knowledge_service.doors.grpc.server import create_server, start_server, stop_server  # noqa: E402
+from knowledge_service.doors.http.app import create_app  # noqa: E402
+from knowledge_service.schemas.documents import IngestRequest
+from knowledge_service.schemas.search import SearchRequest  # noqa: E402
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
 NS = "bench"
@@ -97,9 +98,9 @@ class Service:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     async def start(self, docs: list[dict[str, Any]]) -> None:
-        self.core = await KnowledgeCore.open(self.settings)
+        self.core = await Knowledge.open(self.settings)
         for i in range(0, len(docs), 64):
-            await self.core.ingest(IngestRequest(namespace=NS, documents=docs[i : i + 64]))
+            await self.core.documents.ingest(IngestRequest(namespace=NS, documents=docs[i : i + 64]))
         self.grpc_server, port = create_server(self.core, self.settings, port=0)
         await start_server(self.grpc_server)
         self.grpc_target = f"127.0.0.1:{port}"
@@ -120,7 +121,7 @@ class Service:
         samples = []
         for q in queries:
             started = time.perf_counter()
-            await self.core.search(SearchRequest(namespace=NS, query=q, top_k=top_k))
+            await self.core.searcher.search(SearchRequest(namespace=NS, query=q, top_k=top_k))
             samples.append(time.perf_counter() - started)
         return samples
 

@@ -22,18 +22,18 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from knowledge_service.config import Settings
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.http_app import create_app
-from knowledge_service.models import DeleteRequest, IngestRequest
+from knowledge_service.app import Knowledge
+from knowledge_service.core.config import Settings
+from knowledge_service.doors.http.app import create_app
+from knowledge_service.schemas.documents import DeleteRequest, IngestRequest
 
 BATCH = 16
 
 
-async def ingest_all(core: KnowledgeCore, docs: list[dict]) -> float:
+async def ingest_all(core: Knowledge, docs: list[dict]) -> float:
     started = time.perf_counter()
     for i in range(0, len(docs), BATCH):
-        await core.ingest(IngestRequest(namespace="kb", documents=docs[i : i + BATCH]))
+        await core.documents.ingest(IngestRequest(namespace="kb", documents=docs[i : i + BATCH]))
     return round(len(docs) / (time.perf_counter() - started), 1)
 
 
@@ -61,9 +61,9 @@ async def main(dataset: Path, n: int) -> dict[str, float]:
     docs = [{"id": r["_id"], "title": r.get("title") or None, "text": r["text"]} for r in rows]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", optimize_idle_s=0, http_port=0)
-        core = await KnowledgeCore.open(settings)
+        core = await Knowledge.open(settings)
         try:
-            await core.ingest(IngestRequest(namespace="warm-up", documents=docs[:BATCH]))
+            await core.documents.ingest(IngestRequest(namespace="warm-up", documents=docs[:BATCH]))
             out: dict[str, float] = {"docs": len(docs)}
             out["ingest_docs_per_s"] = await ingest_all(core, docs)
             out["unchanged_docs_per_s"] = await ingest_all(core, docs)
@@ -72,7 +72,9 @@ async def main(dataset: Path, n: int) -> dict[str, float]:
             )
             started = time.perf_counter()
             for i in range(0, len(docs) // 2, 10):
-                await core.delete(DeleteRequest(namespace="kb", ids=[d["id"] for d in docs[i : i + 10]]))
+                await core.documents.delete(
+                    DeleteRequest(namespace="kb", ids=[d["id"] for d in docs[i : i + 10]])
+                )
             out["delete_docs_per_s"] = round(len(docs) // 2 / (time.perf_counter() - started), 1)
 
             server = uvicorn.Server(uvicorn.Config(create_app(settings, core), port=0, log_level="warning"))

@@ -15,9 +15,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from knowledge_service.config import Settings  # noqa: E402
-from knowledge_service.core import KnowledgeCore  # noqa: E402
-from knowledge_service.encoders import DenseEncoder  # noqa: E402
+from knowledge_service.app import Knowledge  # noqa: E402
+from knowledge_service.core.config import Settings  # noqa: E402
+from knowledge_service.models.dense import DenseEncoder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -50,7 +50,8 @@ def redis_url() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 10
@@ -76,9 +77,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def core(settings: Settings, dense_encoder: DenseEncoder) -> AsyncIterator[KnowledgeCore]:
+async def core(settings: Settings, dense_encoder: DenseEncoder) -> AsyncIterator[Knowledge]:
     """A core on a fresh embedded (Edge) store with the in-process cache."""
-    c = await KnowledgeCore.open(settings, dense=dense_encoder)
+    c = await Knowledge.open(settings, dense=dense_encoder)
     yield c
     await c.close()
 
@@ -86,28 +87,33 @@ async def core(settings: Settings, dense_encoder: DenseEncoder) -> AsyncIterator
 @pytest.fixture(params=["edge", "qdrant-client"])
 async def any_core(
     request: pytest.FixtureRequest, settings: Settings, dense_encoder: DenseEncoder
-) -> AsyncIterator[KnowledgeCore]:
+) -> AsyncIterator[Knowledge]:
     """The same core on each storage backend: Edge, and qdrant-client (local mode)."""
     if request.param == "qdrant-client":
         settings = settings.model_copy(update={"qdrant_url": ":memory:"})
-    c = await KnowledgeCore.open(settings, dense=dense_encoder)
+    c = await Knowledge.open(settings, dense=dense_encoder)
     yield c
     await c.close()
 
 
 @pytest.fixture
-async def http_url(core: KnowledgeCore, settings: Settings) -> AsyncIterator[str]:
+async def http_url(core: Knowledge, settings: Settings) -> AsyncIterator[str]:
     """A real uvicorn server on a free port, serving the HTTP front door over ``core``."""
     import asyncio
 
     import uvicorn
 
-    from knowledge_service.http_app import create_app
+    from knowledge_service.doors.http.app import create_app
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings, core), host="127.0.0.1", port=port, log_level="warning",
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, core),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:

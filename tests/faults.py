@@ -1,6 +1,6 @@
 """Fault injection for the core's store calls: fail, block or interleave chosen calls.
 
-``Faults(core)`` replaces ``core.run_store`` (every pipeline reaches the store through it) with a
+``Faults(core)`` replaces ``core.runner.run`` (every pipeline reaches the store through it) with a
 wrapper that runs the real call, but first or afterwards does what a rule says: raise, wait on an
 event, or run another coroutine (another replica's write, say). Rules match a store method by
 name and fire a set number of times.
@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from knowledge_service.core import KnowledgeCore
+from knowledge_service.app import Knowledge
 
 Action = Callable[[], Awaitable[Any]]
 
@@ -27,12 +27,12 @@ class Rule:
 
 
 class Faults:
-    def __init__(self, core: KnowledgeCore) -> None:
+    def __init__(self, core: Knowledge) -> None:
         self.core = core
-        self.real = core.run_store
+        self.real = core.runner.run
         self.rules: list[Rule] = []
         self.calls: list[str] = []
-        core.run_store = self.run  # type: ignore[method-assign]
+        core.runner.run = self.run  # type: ignore[method-assign]
 
     def on(
         self, method: str, *, before: Action | None = None, after: Action | None = None, times: int = 1
@@ -50,7 +50,7 @@ class Faults:
         return self.on(method, before=None if after else boom, after=boom if after else None, times=times)
 
     def restore(self) -> None:
-        self.core.run_store = self.real  # type: ignore[method-assign]
+        self.core.runner.run = self.real  # type: ignore[method-assign]
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         name = getattr(fn, "__name__", "")

@@ -11,8 +11,8 @@ import pytest
 
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
-from knowledge_service.auth import KeyRing, hash_key
-from knowledge_service.config import Settings
+from knowledge_service.core.config import Settings
+from knowledge_service.ops.auth import KeyRing, hash_key
 from test_grpc import channel, stub  # noqa: F401  (fixtures: a real gRPC server over `core`)
 
 KEYS = {  # raw key -> (namespaces, roles)
@@ -160,8 +160,8 @@ async def test_rate_limit_health_and_metrics_protection(tmp_path: Path, dense_en
     import uvicorn
 
     from conftest import free_port
-    from knowledge_service.core import KnowledgeCore
-    from knowledge_service.http_app import create_app
+    from knowledge_service.app import Knowledge
+    from knowledge_service.doors.http.app import create_app
 
     keys = json.dumps(
         [{"name": "one", "sha256": hash_key("k1"), "namespaces": ["*"], "roles": ["search", "admin"]}]
@@ -175,7 +175,7 @@ async def test_rate_limit_health_and_metrics_protection(tmp_path: Path, dense_en
         health_public=False,
         metrics_public=False,
     )
-    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    core = await Knowledge.open(settings, dense=dense_encoder)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings, core), host="127.0.0.1", port=port, log_level="warning")

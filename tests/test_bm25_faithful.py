@@ -11,13 +11,15 @@ import statistics
 import pytest
 
 from conftest import DATASETS
-from knowledge_service.config import Settings
-from knowledge_service.encoders import SparseEncoder
-from knowledge_service.evaluation import engine_tokens, evaluate, load_beir, rank_bm25_run
-from knowledge_service.store import ChunkPoint, QueryPlan
-from knowledge_service.store.base import chunk_point_id
-from knowledge_service.store.edge import EdgeStore
-from knowledge_service.store.remote import RemoteStore
+from knowledge_service.core.config import Settings
+from knowledge_service.models.sparse import SparseEncoder
+from knowledge_service.pipelines.evaluation.datasets import load_beir
+from knowledge_service.pipelines.evaluation.scoring import evaluate
+from knowledge_service.storage import ChunkPoint, QueryPlan
+from knowledge_service.storage.base import chunk_point_id
+from knowledge_service.storage.edge import EdgeStore
+from knowledge_service.storage.remote import RemoteStore
+from oracle import engine_tokens, rank_bm25_run
 
 pytestmark = pytest.mark.skipif(not (DATASETS / "cranfield").exists(), reason="datasets missing")
 DIM = 4
@@ -37,30 +39,45 @@ def test_engine_bm25_matches_rank_bm25_on_cranfield(backend: str, settings: Sett
     if backend == "edge":
         store = EdgeStore(settings, dim=DIM, model="bm25-check")
     else:
-        store = RemoteStore(settings.model_copy(update={"qdrant_url": ":memory:"}), dim=DIM,
-                            model="bm25-check")
+        store = RemoteStore(
+            settings.model_copy(update={"qdrant_url": ":memory:"}), dim=DIM, model="bm25-check"
+        )
     try:
         points = []
         for doc_id, text in texts.items():
             vec = sparse.document(text)
-            points.append(ChunkPoint(
-                id=chunk_point_id("bm25", doc_id, 1, 0), dense=[1.0, 0.0, 0.0, 0.0],
-                sparse_indices=list(vec.indices), sparse_values=list(vec.values),
-                payload={"kind": "chunk", "namespace": "bm25", "doc_id": doc_id},
-            ))
+            points.append(
+                ChunkPoint(
+                    id=chunk_point_id("bm25", doc_id, 1, 0),
+                    dense=[1.0, 0.0, 0.0, 0.0],
+                    sparse_indices=list(vec.indices),
+                    sparse_values=list(vec.values),
+                    payload={"kind": "chunk", "namespace": "bm25", "doc_id": doc_id},
+                )
+            )
         for start in range(0, len(points), 500):
-            store.upsert_chunks(points[start: start + 500])
+            store.upsert_chunks(points[start : start + 500])
         run = {}
         for qid, query in data.queries.items():
             q = sparse.query(query)
-            hits = store.query(QueryPlan(namespace="bm25", mode="sparse", limit=100, candidates=100,
-                                         sparse_indices=list(q.indices), sparse_values=list(q.values)))
+            hits = store.query(
+                QueryPlan(
+                    namespace="bm25",
+                    mode="sparse",
+                    limit=100,
+                    candidates=100,
+                    sparse_indices=list(q.indices),
+                    sparse_values=list(q.values),
+                )
+            )
             run[qid] = {h.payload["doc_id"]: h.score for h in hits}
         ours = evaluate(run, data.qrels)
     finally:
         store.close()
 
-    print(f"\n{backend}: engine BM25 nDCG@10={ours['ndcg@10']:.4f}, "
-          f"rank-bm25 BM25Okapi={reference['ndcg@10']:.4f}")
+    print(
+        f"\n{backend}: engine BM25 nDCG@10={ours['ndcg@10']:.4f}, "
+        f"rank-bm25 BM25Okapi={reference['ndcg@10']:.4f}"
+    )
     assert ours["ndcg@10"] == pytest.approx(reference["ndcg@10"], abs=0.02)
     assert ours["recall@100"] == pytest.approx(reference["recall@100"], abs=0.03)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import free_port
-from knowledge_service.cli import app
+from knowledge_service.cli.main import app
 
 
 @pytest.fixture

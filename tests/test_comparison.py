@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from knowledge_service.comparison import Comparison, ProfileRun, compare, gate
-from knowledge_service.errors import InvalidArgument
+from knowledge_service.core.errors import InvalidArgument
+from knowledge_service.pipelines.evaluation.comparison import Comparison, ProfileRun, compare, gate
 
 L2_3 = math.log2(3)
 # q1: one relevant doc. q2: grades 2 and 1. q3: one relevant doc. q4: one relevant doc.

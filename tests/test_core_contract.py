@@ -6,15 +6,10 @@ import asyncio
 
 import pytest
 
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.errors import InvalidArgument, NotFound
-from knowledge_service.models import (
-    CountRequest,
-    DeleteRequest,
-    DocumentRef,
-    IngestRequest,
-    SearchRequest,
-)
+from knowledge_service.app import Knowledge
+from knowledge_service.core.errors import InvalidArgument, NotFound
+from knowledge_service.schemas.documents import CountRequest, DeleteRequest, DocumentRef, IngestRequest
+from knowledge_service.schemas.search import SearchRequest
 
 DOCS = [
     {
@@ -38,17 +33,17 @@ DOCS = [
 ]
 
 
-async def ingest(core: KnowledgeCore, ns: str, docs: list[dict]) -> list[str]:
-    resp = await core.ingest(IngestRequest(namespace=ns, documents=docs))
+async def ingest(core: Knowledge, ns: str, docs: list[dict]) -> list[str]:
+    resp = await core.documents.ingest(IngestRequest(namespace=ns, documents=docs))
     return [r.status for r in resp.results]
 
 
-async def search(core: KnowledgeCore, ns: str, query: str, **kw) -> list[str]:
-    resp = await core.search(SearchRequest(namespace=ns, query=query, **kw))
+async def search(core: Knowledge, ns: str, query: str, **kw) -> list[str]:
+    resp = await core.searcher.search(SearchRequest(namespace=ns, query=query, **kw))
     return [h.doc_id for h in resp.results]
 
 
-async def test_ingest_statuses_and_search(any_core: KnowledgeCore) -> None:
+async def test_ingest_statuses_and_search(any_core: Knowledge) -> None:
     assert await ingest(any_core, "kb", DOCS) == ["created"] * 3
     assert (await search(any_core, "kb", "feline pets that purr"))[0] == "cats"
     assert (await search(any_core, "kb", "stock market", mode="sparse"))[0] == "stocks"
@@ -57,26 +52,26 @@ async def test_ingest_statuses_and_search(any_core: KnowledgeCore) -> None:
     assert await ingest(any_core, "kb", DOCS) == ["unchanged"] * 3
     changed = {**DOCS[0], "text": "Cats sleep sixteen hours a day."}
     assert await ingest(any_core, "kb", [changed]) == ["updated"]
-    resp = await any_core.search(SearchRequest(namespace="kb", query="cats sleep"))
+    resp = await any_core.searcher.search(SearchRequest(namespace="kb", query="cats sleep"))
     cat_texts = [h.text for h in resp.results if h.doc_id == "cats"]
     assert cat_texts == ["Cats sleep sixteen hours a day."]
 
 
-async def test_namespaces_are_isolated_including_bm25_statistics(any_core: KnowledgeCore) -> None:
+async def test_namespaces_are_isolated_including_bm25_statistics(any_core: Knowledge) -> None:
     await ingest(any_core, "a", DOCS)
     await ingest(any_core, "b", [{"id": "b1", "text": "Zebras are striped animals of Africa."}])
     assert await search(any_core, "b", "cats purr") == ["b1"]
     assert "b1" not in await search(any_core, "a", "zebras striped")
 
-    before = await any_core.search(SearchRequest(namespace="a", query="market", mode="sparse"))
+    before = await any_core.searcher.search(SearchRequest(namespace="a", query="market", mode="sparse"))
     # Flood another namespace with the query term: namespace a's IDF must not move.
     await ingest(any_core, "c", [{"id": f"m{i}", "text": f"market report {i}"} for i in range(30)])
-    after = await any_core.search(SearchRequest(namespace="a", query="market", mode="sparse"))
+    after = await any_core.searcher.search(SearchRequest(namespace="a", query="market", mode="sparse"))
     assert [h.doc_id for h in after.results] == ["stocks"]
     assert after.results[0].score == pytest.approx(before.results[0].score, rel=1e-6)
 
 
-async def test_filters(any_core: KnowledgeCore) -> None:
+async def test_filters(any_core: Knowledge) -> None:
     await ingest(any_core, "kb", DOCS)
     q = "animals and markets"
     assert set(await search(any_core, "kb", q, filter={"field": "topic", "eq": "finance"})) == {"stocks"}
@@ -91,33 +86,35 @@ async def test_filters(any_core: KnowledgeCore) -> None:
     assert set(await search(any_core, "kb", q, filter=either)) == {"cats", "stocks"}
 
 
-async def test_delete_get_count_and_index_version(any_core: KnowledgeCore) -> None:
-    v0 = (await any_core.count(CountRequest(namespace="kb"))).index_version
+async def test_delete_get_count_and_index_version(any_core: Knowledge) -> None:
+    v0 = (await any_core.documents.count(CountRequest(namespace="kb"))).index_version
     await ingest(any_core, "kb", DOCS)
-    counted = await any_core.count(CountRequest(namespace="kb"))
+    counted = await any_core.documents.count(CountRequest(namespace="kb"))
     assert (counted.documents, counted.chunks) == (3, 3)
     assert counted.index_version > v0
-    doc = await any_core.get_document(DocumentRef(namespace="kb", doc_id="dogs"))
+    doc = await any_core.documents.get(DocumentRef(namespace="kb", doc_id="dogs"))
     assert (doc.title, doc.metadata["year"], doc.chunks) == ("Dogs", 2021, 1)
 
     await ingest(any_core, "kb", DOCS)  # unchanged: the version must not move
-    assert (await any_core.count(CountRequest(namespace="kb"))).index_version == counted.index_version
+    assert (
+        await any_core.documents.count(CountRequest(namespace="kb"))
+    ).index_version == counted.index_version
 
-    gone = await any_core.delete(DeleteRequest(namespace="kb", ids=["dogs", "nope"]))
+    gone = await any_core.documents.delete(DeleteRequest(namespace="kb", ids=["dogs", "nope"]))
     assert gone.deleted == 1 and gone.index_version > counted.index_version
     with pytest.raises(NotFound, match="dogs"):
-        await any_core.get_document(DocumentRef(namespace="kb", doc_id="dogs"))
-    by_filter = await any_core.delete(
+        await any_core.documents.get(DocumentRef(namespace="kb", doc_id="dogs"))
+    by_filter = await any_core.documents.delete(
         DeleteRequest(namespace="kb", filter={"field": "topic", "eq": "finance"})
     )
     assert by_filter.deleted == 1
-    left = await any_core.count(CountRequest(namespace="kb"))
+    left = await any_core.documents.count(CountRequest(namespace="kb"))
     assert (left.documents, left.chunks) == (1, 1)
     assert await search(any_core, "kb", "dogs wolves stock market") == ["cats"]
 
 
-async def test_one_bad_document_fails_alone(any_core: KnowledgeCore) -> None:
-    resp = await any_core.ingest(
+async def test_one_bad_document_fails_alone(any_core: Knowledge) -> None:
+    resp = await any_core.documents.ingest(
         IngestRequest(
             namespace="kb",
             documents=[
@@ -134,18 +131,18 @@ async def test_one_bad_document_fails_alone(any_core: KnowledgeCore) -> None:
     assert "documents[2].id" in resp.results[2].error
     assert "earlier in this batch" in resp.results[3].error
     with pytest.raises(InvalidArgument, match="documents"):
-        await any_core.ingest(IngestRequest(namespace="kb", documents=[{"id": "x", "text": " "}]))
+        await any_core.documents.ingest(IngestRequest(namespace="kb", documents=[{"id": "x", "text": " "}]))
     assert await search(any_core, "kb", "anything at all") == ["cats"]
 
 
-async def test_long_document_is_chunked_with_overlap(any_core: KnowledgeCore) -> None:
+async def test_long_document_is_chunked_with_overlap(any_core: Knowledge) -> None:
     sentences = [f"Sentence number {i} talks about topic {i % 7} in some detail." for i in range(120)]
-    resp = await any_core.ingest(
+    resp = await any_core.documents.ingest(
         IngestRequest(namespace="kb", documents=[{"id": "long", "text": " ".join(sentences)}])
     )
     n = resp.results[0].chunks
     assert n > 3
-    out = await any_core.search(
+    out = await any_core.searcher.search(
         SearchRequest(namespace="kb", query="Sentence number 77", top_k=n, candidates=n)
     )
     ids = sorted(h.chunk_id for h in out.results)
@@ -155,7 +152,7 @@ async def test_long_document_is_chunked_with_overlap(any_core: KnowledgeCore) ->
     assert " ".join(tail) in texts["long#1"]
 
 
-async def test_replacement_is_never_half_visible(any_core: KnowledgeCore) -> None:
+async def test_replacement_is_never_half_visible(any_core: Knowledge) -> None:
     """While a document is rewritten again and again, every search sees exactly one version."""
     versions = [
         f"Version {v} of the handbook. "
@@ -168,7 +165,7 @@ async def test_replacement_is_never_half_visible(any_core: KnowledgeCore) -> Non
 
     async def reader() -> None:
         while not stop.is_set():
-            resp = await any_core.search(
+            resp = await any_core.searcher.search(
                 SearchRequest(
                     namespace="kb", query="handbook rules for tests", top_k=50, candidates=50, rerank=False
                 )
@@ -186,11 +183,11 @@ async def test_replacement_is_never_half_visible(any_core: KnowledgeCore) -> Non
     assert len(seen) > 5
     # Each response holds chunks of one version only, and never none.
     assert all(len(s) == 1 and "<none>" not in s for s in seen), seen
-    count = await any_core.count(CountRequest(namespace="kb"))
+    count = await any_core.documents.count(CountRequest(namespace="kb"))
     assert count.documents == 1
 
 
-async def test_rrf_leg_weights_decide_between_the_legs(any_core: KnowledgeCore) -> None:
+async def test_rrf_leg_weights_decide_between_the_legs(any_core: Knowledge) -> None:
     # "lexical" wins the sparse leg (rare exact term), "semantic" wins the dense leg (paraphrase).
     await ingest(
         any_core,
@@ -213,10 +210,10 @@ async def test_rrf_leg_weights_decide_between_the_legs(any_core: KnowledgeCore) 
 
 
 async def test_two_replicas_reingesting_one_document_leave_one_whole_version(
-    any_core: KnowledgeCore, dense_encoder
+    any_core: Knowledge, dense_encoder
 ) -> None:
     a = any_core
-    b = await KnowledgeCore.open(a.settings, dense=dense_encoder, stores=(a.store, a.meta))
+    b = await Knowledge.open(a.settings, dense=dense_encoder, stores=a.stores)
     try:
 
         def text(tag: str, n: int) -> str:
@@ -226,16 +223,16 @@ async def test_two_replicas_reingesting_one_document_leave_one_whole_version(
         for round_ in range(3):
             ta, tb = text(f"A{round_}", 60), text(f"B{round_}", 25)  # different chunk counts
             ra, rb = await asyncio.gather(
-                a.ingest(IngestRequest(namespace="kb", documents=[{"id": "doc", "text": ta}])),
-                b.ingest(IngestRequest(namespace="kb", documents=[{"id": "doc", "text": tb}])),
+                a.documents.ingest(IngestRequest(namespace="kb", documents=[{"id": "doc", "text": ta}])),
+                b.documents.ingest(IngestRequest(namespace="kb", documents=[{"id": "doc", "text": tb}])),
             )
             assert {ra.results[0].status, rb.results[0].status} <= {"updated", "failed"}
-            doc = await a.get_document(DocumentRef(namespace="kb", doc_id="doc"))
+            doc = await a.documents.get(DocumentRef(namespace="kb", doc_id="doc"))
             assert doc.text in (ta, tb)
             tag = f"A{round_}" if doc.text == ta else f"B{round_}"
-            counted = await a.count(CountRequest(namespace="kb"))
+            counted = await a.documents.count(CountRequest(namespace="kb"))
             assert (counted.documents, counted.chunks) == (1, doc.chunks)  # no orphans left
-            hits = await a.search(
+            hits = await a.searcher.search(
                 SearchRequest(namespace="kb", query="replica race", top_k=100, candidates=100, rerank=False)
             )
             assert len(hits.results) == doc.chunks
@@ -245,31 +242,35 @@ async def test_two_replicas_reingesting_one_document_leave_one_whole_version(
 
 
 async def test_an_ingest_that_loses_the_flip_to_another_replica_leaves_no_trace(
-    any_core: KnowledgeCore, dense_encoder
+    any_core: Knowledge, dense_encoder
 ) -> None:
     a = any_core
-    b = await KnowledgeCore.open(a.settings, dense=dense_encoder, stores=(a.store, a.meta))
+    b = await Knowledge.open(a.settings, dense=dense_encoder, stores=a.stores)
     try:
         await ingest(a, "kb", [{"id": "doc", "text": "The first version."}])
         theirs = " ".join(f"Replica B wrote sentence {i}." for i in range(40))
-        run_store = a.run_store
+        run_store = a.runner.run
 
         async def flip_after_b(fn, *args):  # B's ingest lands between A's read and A's flip
-            if fn == a.store.swap_doc:
-                a.run_store = run_store
-                await b.ingest(IngestRequest(namespace="kb", documents=[{"id": "doc", "text": theirs}]))
+            if fn == a.stores[0].swap_doc:
+                a.runner.run = run_store
+                await b.documents.ingest(
+                    IngestRequest(namespace="kb", documents=[{"id": "doc", "text": theirs}])
+                )
             return await run_store(fn, *args)
 
-        a.run_store = flip_after_b  # type: ignore[method-assign]
-        mine = await a.ingest(
+        a.runner.run = flip_after_b  # type: ignore[method-assign]
+        mine = await a.documents.ingest(
             IngestRequest(namespace="kb", documents=[{"id": "doc", "text": "A's version."}])
         )
         assert mine.results[0].status == "failed" and "concurrent" in mine.results[0].error
-        doc = await a.get_document(DocumentRef(namespace="kb", doc_id="doc"))
+        doc = await a.documents.get(DocumentRef(namespace="kb", doc_id="doc"))
         assert doc.text == theirs
-        counted = await a.count(CountRequest(namespace="kb"))
+        counted = await a.documents.count(CountRequest(namespace="kb"))
         assert counted.chunks == doc.chunks  # A's chunks were removed, B's old ones too
-        hits = await a.search(SearchRequest(namespace="kb", query="A's version", top_k=50, candidates=50))
+        hits = await a.searcher.search(
+            SearchRequest(namespace="kb", query="A's version", top_k=50, candidates=50)
+        )
         assert all("Replica B" in h.text for h in hits.results)
     finally:
         await b.close()

@@ -13,12 +13,13 @@ import pytest
 
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
-from knowledge_service import limits as L
-from knowledge_service.cache import MemoryCache
-from knowledge_service.config import Settings
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.encoders import DenseEncoder
-from knowledge_service.models import CountRequest, IngestRequest, SearchRequest
+from knowledge_service.app import Knowledge
+from knowledge_service.core import limits as L
+from knowledge_service.core.config import Settings
+from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.schemas.documents import CountRequest, IngestRequest
+from knowledge_service.schemas.search import SearchRequest
+from knowledge_service.storage.cache import MemoryCache
 from test_grpc import channel, stub  # noqa: F401  (fixtures: a real gRPC server over `core`)
 from test_rerank import tiny_cross_encoder  # noqa: F401  (fixture)
 
@@ -36,14 +37,14 @@ async def test_memory_cache_is_bounded_in_bytes() -> None:
 
 async def test_large_answers_are_not_cached(tmp_path: Path, dense_encoder: DenseEncoder) -> None:
     settings = Settings(data_dir=tmp_path / "data", optimize_idle_s=0, cache_max_entry_bytes=2_000)
-    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    core = await Knowledge.open(settings, dense=dense_encoder)
     try:
-        await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+        await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
         small = SearchRequest(namespace="kb", query="bounded cost", top_k=1)
         big = SearchRequest(namespace="kb", query="bounded cost", top_k=50, candidates=60)
         for req, cached in ((small, True), (big, False)):
-            await core.search(req)
-            assert (await core.search(req)).cache_hit is cached
+            await core.searcher.search(req)
+            assert (await core.searcher.search(req)).cache_hit is cached
         assert core.metrics.cache_skipped.labels("too_large")._value.get() == 2
     finally:
         await core.close()
@@ -67,19 +68,21 @@ async def test_requests_ask_for_less_depth_than_profiles_may_hold(http_url: str)
         assert r.status_code == 200 and r.json()["results"]
 
 
-async def test_explain_is_bounded_in_depth(core: KnowledgeCore) -> None:
-    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
-    await core.profiles.put("deep", {"candidates": 900})
+async def test_explain_is_bounded_in_depth(core: Knowledge) -> None:
+    await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
+    await core.registry.put("deep", {"candidates": 900})
     limits: list[int] = []
-    run = core.run_store
+    run = core.runner.run
 
     async def record(fn: Any, *args: Any) -> Any:
         if getattr(fn, "__name__", "") == "query":
             limits.append(args[0].limit)
         return await run(fn, *args)
 
-    core.run_store = record  # type: ignore[method-assign]
-    resp = await core.search(SearchRequest(namespace="kb", query="topic 3", profile="deep", explain=True))
+    core.runner.run = record  # type: ignore[method-assign]
+    resp = await core.searcher.search(
+        SearchRequest(namespace="kb", query="topic 3", profile="deep", explain=True)
+    )
     assert resp.results and resp.results[0].scores.dense_rank is not None
     assert len(limits) == 3 and max(limits[1:]) <= L.MAX_EXPLAIN_DEPTH  # the fused query, then each leg
 
@@ -89,14 +92,14 @@ async def slow_reranker(
     tmp_path: Path,
     dense_encoder: DenseEncoder,
     tiny_cross_encoder: Path,  # noqa: F811
-) -> AsyncIterator[KnowledgeCore]:
+) -> AsyncIterator[Knowledge]:
     settings = Settings(
         data_dir=tmp_path / "data",
         optimize_idle_s=0,
         rerank_model=str(tiny_cross_encoder),
         rerank_budget_ms=30,
     )
-    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    core = await Knowledge.open(settings, dense=dense_encoder)
     predict = core.reranker.model.predict  # type: ignore[union-attr]
 
     def slow(*args: Any, **kwargs: Any) -> Any:  # a model that needs 50 ms per batch
@@ -104,18 +107,18 @@ async def slow_reranker(
         return predict(*args, **kwargs)
 
     core.reranker.model.predict = slow  # type: ignore[union-attr]
-    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+    await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
     yield core
     await core.close()
 
 
-async def test_reranking_stops_at_its_time_budget(slow_reranker: KnowledgeCore) -> None:
-    resp = await slow_reranker.search(
+async def test_reranking_stops_at_its_time_budget(slow_reranker: Knowledge) -> None:
+    resp = await slow_reranker.searcher.search(
         SearchRequest(namespace="kb", query="bounded cost", overrides={"rerank_depth": 48})
     )
     assert resp.rerank == "skipped" and resp.degraded == ["rerank"]
     assert resp.results and all(h.scores.rerank is None for h in resp.results)
-    within = await slow_reranker.search(
+    within = await slow_reranker.searcher.search(
         SearchRequest(namespace="kb", query="topic 2", overrides={"rerank_depth": 10})
     )
     assert within.rerank == "applied"  # one batch fits the budget
@@ -123,7 +126,7 @@ async def test_reranking_stops_at_its_time_budget(slow_reranker: KnowledgeCore) 
 
 async def test_ingest_stream_is_bounded(
     stub: pb_grpc.KnowledgeServiceStub,  # noqa: F811
-    core: KnowledgeCore,
+    core: Knowledge,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(L, "MAX_STREAM_MESSAGES", 3)
@@ -135,10 +138,12 @@ async def test_ingest_stream_is_bounded(
         await stub.IngestStream(iter(messages))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "at most 3 messages" in err.value.details() and "messages 0-2 were ingested" in err.value.details()
-    assert (await core.count(CountRequest(namespace="kb"))).documents == 3
+    assert (await core.documents.count(CountRequest(namespace="kb"))).documents == 3
     monkeypatch.setattr(L, "MAX_STREAM_BYTES", 100)
     big = pb.IngestRequest(namespace="kb", documents=[pb.Document(id="big", text="x" * 200)])
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.IngestStream(iter([big]))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "100 bytes" in err.value.details()
-    assert (await core.count(CountRequest(namespace="kb"))).documents == 3  # nothing over the bound written
+    assert (
+        await core.documents.count(CountRequest(namespace="kb"))
+    ).documents == 3  # nothing over the bound written

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from pydantic import TypeAdapter
 
-from knowledge_service.config import Settings
-from knowledge_service.http_app import create_app
-from knowledge_service.server import check_exposure, is_loopback
+from knowledge_service.core.config import Settings
+from knowledge_service.doors.http.app import create_app
+from knowledge_service.serve import check_exposure, is_loopback
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"

@@ -9,21 +9,22 @@ import sys
 import textwrap
 from pathlib import Path
 
-from knowledge_service.config import Settings
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.encoders import DenseEncoder
-from knowledge_service.errors import StoreBusy
-from knowledge_service.models import CountRequest, DocumentRef, SearchRequest
+from knowledge_service.app import Knowledge
+from knowledge_service.core.config import Settings
+from knowledge_service.core.errors import StoreBusy
+from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.schemas.documents import CountRequest, DocumentRef
+from knowledge_service.schemas.search import SearchRequest
 
 WRITER = textwrap.dedent("""
     import asyncio, sys, time
-    from knowledge_service.config import Settings
-    from knowledge_service.core import KnowledgeCore
-    from knowledge_service.models import IngestRequest
+    from knowledge_service.core.config import Settings
+    from knowledge_service.app import Knowledge
+    from knowledge_service.schemas.documents import IngestRequest
 
     async def main():
-        core = await KnowledgeCore.open(Settings(data_dir=sys.argv[1], optimize_idle_s=0))
-        resp = await core.ingest(IngestRequest(namespace="kb", documents=[
+        core = await Knowledge.open(Settings(data_dir=sys.argv[1], optimize_idle_s=0))
+        resp = await core.documents.ingest(IngestRequest(namespace="kb", documents=[
             {"id": "kept", "text": "This sentence was acknowledged before the crash."}]))
         print("ACK", resp.index_version, flush=True)
         time.sleep(600)  # killed here, store never closed or flushed
@@ -47,7 +48,7 @@ async def test_acknowledged_ingest_survives_kill_9(tmp_path: Path, dense_encoder
         # While it runs, the store is owned: a second opener gets a clear error.
         settings = Settings(data_dir=data, optimize_idle_s=0)
         try:
-            await KnowledgeCore.open(settings, dense=dense_encoder)
+            await Knowledge.open(settings, dense=dense_encoder)
             raise AssertionError("a second process opened an owned store")
         except StoreBusy as exc:
             assert "another process" in str(exc)
@@ -55,13 +56,15 @@ async def test_acknowledged_ingest_survives_kill_9(tmp_path: Path, dense_encoder
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
 
-    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    core = await Knowledge.open(settings, dense=dense_encoder)
     try:
-        doc = await core.get_document(DocumentRef(namespace="kb", doc_id="kept"))
+        doc = await core.documents.get(DocumentRef(namespace="kb", doc_id="kept"))
         assert doc.text.startswith("This sentence")
-        count = await core.count(CountRequest(namespace="kb"))
+        count = await core.documents.count(CountRequest(namespace="kb"))
         assert (count.documents, count.chunks, count.index_version) == (1, 1, version)
-        hits = await core.search(SearchRequest(namespace="kb", query="acknowledged before the crash"))
+        hits = await core.searcher.search(
+            SearchRequest(namespace="kb", query="acknowledged before the crash")
+        )
         assert [h.doc_id for h in hits.results] == ["kept"]
     finally:
         await core.close()
@@ -69,20 +72,20 @@ async def test_acknowledged_ingest_survives_kill_9(tmp_path: Path, dense_encoder
 
 TORN_WRITER = textwrap.dedent("""
     import asyncio, sys, time
-    from knowledge_service.config import Settings
-    from knowledge_service.core import KnowledgeCore
-    from knowledge_service.models import IngestRequest
+    from knowledge_service.core.config import Settings
+    from knowledge_service.app import Knowledge
+    from knowledge_service.schemas.documents import IngestRequest
 
     async def main():
-        core = await KnowledgeCore.open(Settings(data_dir=sys.argv[1], optimize_idle_s=0))
-        await core.ingest(IngestRequest(namespace="kb", documents=[
+        core = await Knowledge.open(Settings(data_dir=sys.argv[1], optimize_idle_s=0))
+        await core.documents.ingest(IngestRequest(namespace="kb", documents=[
             {"id": "doc", "text": "The first version, acknowledged."}]))
         def die_before_the_flip(record, expected):  # chunks and markers are written by now
             print("TORN", flush=True)
             time.sleep(600)
-        core.store.swap_doc = die_before_the_flip
+        core.stores[0].swap_doc = die_before_the_flip
         text = " ".join(f"Sentence {i} of a second version that never lands." for i in range(60))
-        await core.ingest(IngestRequest(namespace="kb", documents=[{"id": "doc", "text": text}]))
+        await core.documents.ingest(IngestRequest(namespace="kb", documents=[{"id": "doc", "text": text}]))
 
     asyncio.run(main())
 """)
@@ -105,19 +108,19 @@ async def test_kill_9_in_the_middle_of_a_replacement_leaves_one_version_and_swee
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
 
-    core = await KnowledgeCore.open(Settings(data_dir=data, optimize_idle_s=0), dense=dense_encoder)
+    core = await Knowledge.open(Settings(data_dir=data, optimize_idle_s=0), dense=dense_encoder)
     try:
-        doc = await core.get_document(DocumentRef(namespace="kb", doc_id="doc"))
+        doc = await core.documents.get(DocumentRef(namespace="kb", doc_id="doc"))
         assert doc.text == "The first version, acknowledged."
-        counted = await core.count(CountRequest(namespace="kb"))
+        counted = await core.documents.count(CountRequest(namespace="kb"))
         assert (counted.documents, counted.chunks) == (1, 1)  # the torn write is not counted
-        every = await core.run_store(core.store.count, "kb", "chunk")
+        every = await core.runner.run(core.stores[0].count, "kb", "chunk")
         assert every > 1  # ...but its chunks are on disk, named by its markers
         core.sweeper.grace_s = 0.0  # the dead writer's markers are past any grace period
         assert await core.sweeper.sweep_markers() == every - 1
-        assert await core.run_store(core.store.count, "kb", "chunk") == 1
-        assert await core.run_store(core.store.count, "kb", "gc") == 0
-        hits = await core.search(SearchRequest(namespace="kb", query="second version sentence"))
+        assert await core.runner.run(core.stores[0].count, "kb", "chunk") == 1
+        assert await core.runner.run(core.stores[0].count, "kb", "gc") == 0
+        hits = await core.searcher.search(SearchRequest(namespace="kb", query="second version sentence"))
         assert [h.text for h in hits.results] == ["The first version, acknowledged."]
     finally:
         await core.close()

@@ -11,15 +11,10 @@ from pathlib import Path
 import pytest
 import qdrant_edge as qe
 
-from knowledge_service.errors import InvalidArgument
-from knowledge_service.evaluation import (
-    collapse_to_documents,
-    engine_tokens,
-    evaluate,
-    evaluate_per_query,
-    load_beir,
-    rank_bm25_run,
-)
+from knowledge_service.core.errors import InvalidArgument
+from knowledge_service.pipelines.evaluation.datasets import load_beir
+from knowledge_service.pipelines.evaluation.scoring import collapse_to_documents, evaluate, evaluate_per_query
+from oracle import engine_tokens, rank_bm25_run
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 K, B, AVG_LEN = 1.2, 0.75, 256.0

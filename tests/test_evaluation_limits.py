@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from conftest import DATASETS
-from knowledge_service import evaluations
-from knowledge_service import search as search_pipeline
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.models import IngestRequest
+from knowledge_service.app import Knowledge
+from knowledge_service.pipelines.evaluation import service as evaluations
+from knowledge_service.schemas.documents import IngestRequest
+from knowledge_service.schemas.evaluations import EvaluationRequest
 
 DOCS = [{"id": f"d{i}", "text": f"Note {i} covers subject {i % 3} of the runbook."} for i in range(9)]
 QUERIES = {f"q{i}": f"subject {i} of the runbook" for i in range(3)}
@@ -40,17 +40,17 @@ async def http(http_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def kb(core: KnowledgeCore) -> str:
-    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+async def kb(core: Knowledge) -> str:
+    await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
     return "kb"
 
 
 @pytest.fixture
-def root(core: KnowledgeCore, tmp_path: Path) -> Path:
+def root(core: Knowledge, tmp_path: Path) -> Path:
     """KNOWLEDGE_EVAL_DATASETS_DIR set to a folder holding one good dataset, "toy"."""
     folder = tmp_path / "datasets"
     write_beir(folder / "toy")
-    core.settings = core.settings.model_copy(update={"eval_datasets_dir": folder})
+    core.evaluations.datasets_dir = folder
     return folder
 
 
@@ -167,7 +167,7 @@ async def test_server_side_evaluations_never_read_the_corpus(
 
 
 async def test_dataset_files_are_read_off_the_event_loop(
-    core: KnowledgeCore, kb: str, root: Path, monkeypatch: pytest.MonkeyPatch
+    core: Knowledge, kb: str, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[threading.Thread] = []
     real = evaluations.load_beir
@@ -177,7 +177,7 @@ async def test_dataset_files_are_read_off_the_event_loop(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(evaluations, "load_beir", spy)
-    await core.evaluate(evaluations.EvaluationRequest(**evaluation(dataset=str(root / "toy"))))
+    await core.evaluations.evaluate(EvaluationRequest(**evaluation(dataset=str(root / "toy"))))
     assert threads and threads[0] is not threading.current_thread()
 
 
@@ -318,10 +318,10 @@ async def test_over_limit_uploads_are_refused_naming_the_limit(http: httpx.Async
 
 
 async def test_a_second_evaluation_while_one_runs_is_refused_with_429(
-    http: httpx.AsyncClient, kb: str, monkeypatch: pytest.MonkeyPatch
+    http: httpx.AsyncClient, kb: str, core: Knowledge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    blocker = BlockFirstCall(evaluations.search_with)
-    monkeypatch.setattr(evaluations, "search_with", blocker)
+    blocker = BlockFirstCall(core.searcher._traced)
+    monkeypatch.setattr(core.searcher, "_traced", blocker)
     upload = {"queries": QUERIES, "qrels": QRELS}
     first = asyncio.create_task(http.post("/v1/evaluations", json=evaluation(**upload)))
     try:
@@ -342,10 +342,10 @@ async def test_a_second_evaluation_while_one_runs_is_refused_with_429(
 
 @pytest.mark.parametrize("settings", [{"max_concurrent_evaluations": 2}], indirect=True)
 async def test_max_concurrent_evaluations_sets_how_many_run_at_once(
-    http: httpx.AsyncClient, kb: str, monkeypatch: pytest.MonkeyPatch
+    http: httpx.AsyncClient, kb: str, core: Knowledge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    blocker = BlockFirstCall(evaluations.search_with)
-    monkeypatch.setattr(evaluations, "search_with", blocker)
+    blocker = BlockFirstCall(core.searcher._traced)
+    monkeypatch.setattr(core.searcher, "_traced", blocker)
     upload = {"queries": QUERIES, "qrels": QRELS}
     first = asyncio.create_task(http.post("/v1/evaluations", json=evaluation(**upload)))
     try:
@@ -358,13 +358,13 @@ async def test_max_concurrent_evaluations_sets_how_many_run_at_once(
 
 @pytest.mark.parametrize("settings", [{"max_concurrent_searches": 1, "queue_wait_s": 0.2}], indirect=True)
 async def test_an_evaluation_searches_through_the_search_admission_gate(
-    http: httpx.AsyncClient, kb: str, monkeypatch: pytest.MonkeyPatch
+    http: httpx.AsyncClient, kb: str, core: Knowledge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     search = {"query": "subject 1"}
     upload = {"queries": QUERIES, "qrels": QRELS}
     # An evaluation holds the only search slot while one of its queries runs: a search waits, then 429.
-    blocker = BlockFirstCall(evaluations.search_with)
-    monkeypatch.setattr(evaluations, "search_with", blocker)
+    blocker = BlockFirstCall(core.searcher._traced)
+    monkeypatch.setattr(core.searcher, "_traced", blocker)
     running = asyncio.create_task(http.post("/v1/evaluations", json=evaluation(**upload)))
     try:
         await asyncio.wait_for(blocker.entered.wait(), 30)
@@ -377,8 +377,8 @@ async def test_an_evaluation_searches_through_the_search_admission_gate(
     assert (await http.post("/v1/namespaces/kb/search", json=search)).status_code == 200
 
     # A search holding the only slot: the evaluation's first query waits its turn, then 429.
-    held = BlockFirstCall(search_pipeline.search)
-    monkeypatch.setattr(search_pipeline, "search", held)
+    held = BlockFirstCall(core.searcher._traced)
+    monkeypatch.setattr(core.searcher, "_traced", held)
     searching = asyncio.create_task(http.post("/v1/namespaces/kb/search", json=search))
     try:
         await asyncio.wait_for(held.entered.wait(), 30)

@@ -15,18 +15,13 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
-from knowledge_service.auth import KeyRing
-from knowledge_service.config import Settings
-from knowledge_service.errors import Overloaded
-from knowledge_service.grpc_convert import search_request
-from knowledge_service.grpc_server import (
-    create_server,
-    set_serving,
-    start_server,
-    stop_server,
-)
-from knowledge_service.metrics import Metrics
-from knowledge_service.models import SearchRequest
+from knowledge_service.core.config import Settings
+from knowledge_service.core.errors import Overloaded
+from knowledge_service.doors.grpc.convert import search_request
+from knowledge_service.doors.grpc.server import create_server, set_serving, start_server, stop_server
+from knowledge_service.ops.auth import KeyRing
+from knowledge_service.ops.metrics import Metrics
+from knowledge_service.schemas.search import SearchRequest
 
 NS = "grpc-test"
 SERVICE = "knowledge.v1.KnowledgeService"
@@ -276,17 +271,23 @@ async def test_reflection_lists_the_service(channel: grpc.aio.Channel):
     assert found.file_descriptor_response.file_descriptor_proto
 
 
+class _BrokenSearcher:
+    async def search(self, req: Any, deadline: float | None = None) -> Any:
+        raise Overloaded("too many searches in flight; retry", retry_after_s=0.25)
+
+
+class _BrokenDocuments:
+    async def count(self, req: Any) -> Any:
+        raise RuntimeError("secret stack detail")
+
+
 class _BrokenCore:
     """Raises from every call: a domain error for search, a bug for everything else."""
 
     keys = KeyRing([], required=False)
     metrics = Metrics()
-
-    async def search(self, req: Any, deadline: float | None = None) -> Any:
-        raise Overloaded("too many searches in flight; retry", retry_after_s=0.25)
-
-    async def count(self, req: Any) -> Any:
-        raise RuntimeError("secret stack detail")
+    searcher = _BrokenSearcher()
+    documents = _BrokenDocuments()
 
 
 async def test_errors_map_to_codes_and_hide_internals(caplog: pytest.LogCaptureFixture):
@@ -297,7 +298,7 @@ async def test_errors_map_to_codes_and_hide_internals(caplog: pytest.LogCaptureF
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert err.value.details() == "too many searches in flight; retry"
         assert ("retry-after-ms", "250") in tuple(err.value.trailing_metadata())
-        with caplog.at_level(logging.ERROR, logger="knowledge_service.grpc_guard"):
+        with caplog.at_level(logging.ERROR, logger="knowledge_service.doors.grpc.guard"):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.CountDocuments(pb.CountDocumentsRequest(namespace=NS))
         assert err.value.code() == grpc.StatusCode.INTERNAL

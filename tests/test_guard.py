@@ -23,9 +23,9 @@ import pytest
 
 from conftest import free_port
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
-from knowledge_service import limits as L
-from knowledge_service.auth import hash_key
-from knowledge_service.config import Settings
+from knowledge_service.core import limits as L
+from knowledge_service.core.config import Settings
+from knowledge_service.ops.auth import hash_key
 from test_grpc import channel  # noqa: F401  (fixture: a real gRPC server over `core`)
 
 KEY = "k-ingest"
@@ -151,7 +151,7 @@ async def test_grpc_key_is_checked_before_the_message_is_parsed(channel: grpc.ai
 
 # ---- a real `knowledge serve` process ----------------------------------------------------------
 
-SERVE = "import sys; from knowledge_service.cli import app; sys.argv = ['knowledge', 'serve']; app()"
+SERVE = "import sys; from knowledge_service.cli.main import app; sys.argv = ['knowledge', 'serve']; app()"
 
 
 def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:

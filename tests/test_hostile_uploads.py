@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from knowledge_service.config import Settings
+from knowledge_service.core.config import Settings
 from test_parse_limits import rss, shared_stream_pdf
 
 FILES = {

@@ -7,10 +7,14 @@ import asyncio
 import httpx
 import pytest
 
-from knowledge_service import limits as L
+from knowledge_service.core import limits as L
 
-DOC = {"id": "guide", "title": "Guide", "text": "Qdrant stores vectors; Redis caches results.",
-       "metadata": {"team": "search", "year": 2024}}
+DOC = {
+    "id": "guide",
+    "title": "Guide",
+    "text": "Qdrant stores vectors; Redis caches results.",
+    "metadata": {"team": "search", "year": 2024},
+}
 
 
 @pytest.fixture
@@ -26,15 +30,17 @@ async def test_document_lifecycle(http: httpx.AsyncClient) -> None:
     assert body["results"] == [{"id": "guide", "status": "created", "chunks": 1, "error": None}]
     assert body["index_version"] > 0
 
-    r = await http.post("/v1/namespaces/docs/search",
-                        json={"query": "where are results cached?", "explain": True})
+    r = await http.post(
+        "/v1/namespaces/docs/search", json={"query": "where are results cached?", "explain": True}
+    )
     hit = r.json()["results"][0]
     assert (hit["doc_id"], hit["chunk_id"], hit["metadata"]["year"]) == ("guide", "guide#0", 2024)
     assert hit["scores"]["dense_rank"] == 1 and hit["scores"]["sparse_rank"] == 1
     assert r.json()["cache_hit"] is False and r.json()["rerank"] == "not_configured"
     assert set(r.json()["timings_ms"]) >= {"cache", "encode", "query", "total"}
-    again = await http.post("/v1/namespaces/docs/search",
-                            json={"query": "where  are results cached?", "explain": True})
+    again = await http.post(
+        "/v1/namespaces/docs/search", json={"query": "where  are results cached?", "explain": True}
+    )
     assert again.json()["cache_hit"] is True  # normalised query, same key
 
     r = await http.get("/v1/namespaces/docs/documents/guide")
@@ -50,10 +56,18 @@ async def test_document_lifecycle(http: httpx.AsyncClient) -> None:
 
 
 async def test_file_upload(http: httpx.AsyncClient) -> None:
-    files = [("files", ("notes/intro.md", b"# Intro\n\nHybrid search fuses BM25 and vectors.",
-                        "text/markdown")),
-             ("files", ("page.html", b"<html><title>Page</title><body><p>Rerankers reorder."
-                        b"</p><script>nope()</script></body></html>", "text/html"))]
+    files = [
+        ("files", ("notes/intro.md", b"# Intro\n\nHybrid search fuses BM25 and vectors.", "text/markdown")),
+        (
+            "files",
+            (
+                "page.html",
+                b"<html><title>Page</title><body><p>Rerankers reorder."
+                b"</p><script>nope()</script></body></html>",
+                "text/html",
+            ),
+        ),
+    ]
     r = await http.post("/v1/namespaces/files/files", files=files, data={"metadata": '{"src": "up"}'})
     assert r.status_code == 200, r.text
     assert [x["id"] for x in r.json()["results"]] == ["notes/intro.md", "page.html"]
@@ -61,25 +75,32 @@ async def test_file_upload(http: httpx.AsyncClient) -> None:
     assert nested.status_code == 200 and nested.json()["title"] == "Intro"
     doc = (await http.get("/v1/namespaces/files/documents/page.html")).json()
     assert doc["title"] == "Page" and "nope" not in doc["text"] and doc["metadata"]["src"] == "up"
-    bad = await http.post("/v1/namespaces/files/files",
-                          files=[("files", ("x.bin", b"\x00\xff\xfe\x00garbage", None))])
+    bad = await http.post(
+        "/v1/namespaces/files/files", files=[("files", ("x.bin", b"\x00\xff\xfe\x00garbage", None))]
+    )
     assert bad.status_code == 422 and "files[0]" in bad.json()["error"]["message"]
 
 
-@pytest.mark.parametrize(("body", "field", "words"), [
-    ({"query": ""}, "query", "at least 1"),
-    ({"query": "   "}, "query", "non-whitespace"),
-    ({"query": "x" * (L.MAX_QUERY_CHARS + 1)}, "query", str(L.MAX_QUERY_CHARS)),
-    ({"query": "q", "top_k": L.MAX_TOP_K + 1}, "top_k", str(L.MAX_TOP_K)),
-    ({"query": "q", "candidates": 0}, "candidates", "greater than or equal to 1"),
-    ({"query": "q", "top_k": 50, "candidates": 20}, "candidates", "raise candidates"),
-    ({"query": "q", "mode": "fuzzy"}, "mode", "hybrid"),
-    ({"query": "q", "fusion": {"method": "rrf", "k": 0}}, "fusion.k", "greater than or equal to 1"),
-    ({"query": "q", "filter": {"field": "a", "gt": 1}}, "filter", "exactly one of"),
-    ({"query": "q", "filter": {"not": {"not": {"not": {"not": {"field": "a", "eq": 1}}}}}},
-     "filter", "deeper than"),
-    ({"query": "q", "unknown": 1}, "unknown", "Extra inputs"),
-])
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"query": ""}, "query", "at least 1"),
+        ({"query": "   "}, "query", "non-whitespace"),
+        ({"query": "x" * (L.MAX_QUERY_CHARS + 1)}, "query", str(L.MAX_QUERY_CHARS)),
+        ({"query": "q", "top_k": L.MAX_TOP_K + 1}, "top_k", str(L.MAX_TOP_K)),
+        ({"query": "q", "candidates": 0}, "candidates", "greater than or equal to 1"),
+        ({"query": "q", "top_k": 50, "candidates": 20}, "candidates", "raise candidates"),
+        ({"query": "q", "mode": "fuzzy"}, "mode", "hybrid"),
+        ({"query": "q", "fusion": {"method": "rrf", "k": 0}}, "fusion.k", "greater than or equal to 1"),
+        ({"query": "q", "filter": {"field": "a", "gt": 1}}, "filter", "exactly one of"),
+        (
+            {"query": "q", "filter": {"not": {"not": {"not": {"not": {"field": "a", "eq": 1}}}}}},
+            "filter",
+            "deeper than",
+        ),
+        ({"query": "q", "unknown": 1}, "unknown", "Extra inputs"),
+    ],
+)
 async def test_bad_search_input_names_field_and_limit(
     http: httpx.AsyncClient, body: dict, field: str, words: str
 ) -> None:
@@ -102,9 +123,11 @@ async def test_bad_namespace_batch_and_body_limits(http: httpx.AsyncClient) -> N
     # Announce an oversize body: the service answers 413 before reading it.
     url = httpx.URL(str(http.base_url))
     reader, writer = await asyncio.open_connection(url.host, url.port)
-    writer.write(f"POST /v1/namespaces/docs/documents HTTP/1.1\r\nHost: x\r\n"
-                 f"Content-Type: application/json\r\n"
-                 f"Content-Length: {L.MAX_REQUEST_BYTES + 1}\r\n\r\n".encode())
+    writer.write(
+        f"POST /v1/namespaces/docs/documents HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/json\r\n"
+        f"Content-Length: {L.MAX_REQUEST_BYTES + 1}\r\n\r\n".encode()
+    )
     await writer.drain()
     status_line = await reader.readline()
     writer.close()

@@ -9,10 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from knowledge_service.config import Settings
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.encoders import DenseEncoder
-from knowledge_service.models import IngestRequest, SearchRequest
+from knowledge_service.app import Knowledge
+from knowledge_service.core.config import Settings
+from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.schemas.documents import IngestRequest
+from knowledge_service.schemas.search import SearchRequest
 from test_rerank import tiny_cross_encoder  # noqa: F401  (fixture)
 
 
@@ -56,8 +57,10 @@ async def test_ingest_burst_gets_429_and_loses_or_duplicates_nothing(http_url: s
         assert (counted["documents"], counted["chunks"]) == (8, 8)  # each exactly once
 
 
-async def test_search_burst_and_deadline(http_url: str, core: KnowledgeCore) -> None:
-    await core.ingest(IngestRequest(namespace="kb", documents=[{"id": "a", "text": "Deadlines cut stages."}]))
+async def test_search_burst_and_deadline(http_url: str, core: Knowledge) -> None:
+    await core.documents.ingest(
+        IngestRequest(namespace="kb", documents=[{"id": "a", "text": "Deadlines cut stages."}])
+    )
     async with httpx.AsyncClient(base_url=http_url, timeout=60) as http:
         burst = await asyncio.gather(
             *(http.post("/v1/namespaces/kb/search", json={"query": f"deadline {i}"}) for i in range(10))
@@ -83,23 +86,25 @@ async def test_a_rerank_that_would_overrun_the_deadline_is_cut(
     dense_encoder: DenseEncoder,
     tiny_cross_encoder: Path,  # noqa: F811
 ) -> None:
-    core = await KnowledgeCore.open(
+    core = await Knowledge.open(
         settings.model_copy(update={"rerank_model": str(tiny_cross_encoder)}), dense=dense_encoder
     )
     try:
-        await core.ingest(
+        await core.documents.ingest(
             IngestRequest(
                 namespace="kb",
                 documents=[{"id": f"d{i}", "text": f"Passage {i} on reranking budgets."} for i in range(5)],
             )
         )
-        full = await core.search(SearchRequest(namespace="kb", query="reranking budget"))
-        assert full.rerank == "applied" and core.rerank_estimate_s > 0
-        core.rerank_estimate_s = 60.0  # as if reranking took a minute
-        cut = await core.search(SearchRequest(namespace="kb", query="rerank budget"), time.monotonic() + 5)
+        full = await core.searcher.search(SearchRequest(namespace="kb", query="reranking budget"))
+        assert full.rerank == "applied" and core.searcher.rerank.estimate_s > 0
+        core.searcher.rerank.estimate_s = 60.0  # as if reranking took a minute
+        cut = await core.searcher.search(
+            SearchRequest(namespace="kb", query="rerank budget"), time.monotonic() + 5
+        )
         assert cut.rerank == "skipped" and cut.degraded == ["rerank"] and len(cut.results) == 5
         assert all(h.scores.rerank is None for h in cut.results)
-        again = await core.search(SearchRequest(namespace="kb", query="rerank budget"))
+        again = await core.searcher.search(SearchRequest(namespace="kb", query="rerank budget"))
         assert again.cache_hit is False and again.rerank == "applied"  # the cut answer was not cached
     finally:
         await core.close()
@@ -107,10 +112,12 @@ async def test_a_rerank_that_would_overrun_the_deadline_is_cut(
 
 async def test_no_queue_wait_still_admits_a_free_slot(tmp_path: Path, dense_encoder: DenseEncoder) -> None:
     settings = Settings(data_dir=tmp_path / "data", optimize_idle_s=0, queue_wait_s=0)
-    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    core = await Knowledge.open(settings, dense=dense_encoder)
     try:
-        resp = await core.ingest(IngestRequest(namespace="kb", documents=[{"id": "a", "text": "No wait."}]))
+        resp = await core.documents.ingest(
+            IngestRequest(namespace="kb", documents=[{"id": "a", "text": "No wait."}])
+        )
         assert resp.results[0].status == "created"
-        assert (await core.search(SearchRequest(namespace="kb", query="wait"))).results
+        assert (await core.searcher.search(SearchRequest(namespace="kb", query="wait"))).results
     finally:
         await core.close()

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from knowledge_service import tracing
-from knowledge_service.config import Settings
-from knowledge_service.models import IngestRequest
+from knowledge_service.core.config import Settings
+from knowledge_service.ops import tracing
+from knowledge_service.schemas.documents import IngestRequest
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -68,7 +68,7 @@ async def test_search_span_tree_and_access_log(
 def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from knowledge_service.logs import configure_logging, log_request
+    from knowledge_service.ops.logs import configure_logging, log_request
 
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
@@ -107,12 +107,12 @@ async def test_client_and_tool_make_the_callers_span_the_parent(
 
     import knowledge_client as kc
     from knowledge_client.crewai import KnowledgeSearchTool
-    from knowledge_service.grpc_server import create_server, start_server, stop_server
+    from knowledge_service.doors.grpc.server import create_server, start_server, stop_server
 
     server, port = create_server(core, settings.model_copy(update={"grpc_host": "127.0.0.1"}), port=0)
     await start_server(server)
     try:
-        await core.ingest(
+        await core.documents.ingest(
             IngestRequest(namespace="obs", documents=[{"id": "t", "text": "Crews call the side-car."}])
         )
         crew = trace.get_tracer("a-crew")

@@ -16,10 +16,10 @@ import zlib
 
 import pytest
 
-from knowledge_service import limits as L
-from knowledge_service.errors import InvalidArgument, Unavailable
-from knowledge_service.parse_pool import ParserPool
-from knowledge_service.parsing import ParseLimits, parse_file
+from knowledge_service.core import limits as L
+from knowledge_service.core.errors import InvalidArgument, Unavailable
+from knowledge_service.pipelines.parsing.files import ParseLimits, parse_file
+from knowledge_service.pipelines.parsing.pool import ParserPool
 from test_parsing import pdf_file
 
 BUDGET_S = ParseLimits().timeout_s  # what one file may take by default: the bound for slow tests

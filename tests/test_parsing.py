@@ -1,4 +1,4 @@
-"""Unit tests for turning uploaded files into documents (knowledge_service.parsing)."""
+"""Unit tests for turning uploaded files into documents (knowledge_service.pipelines.parsing)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from knowledge_service import limits as L
-from knowledge_service.errors import InvalidArgument
-from knowledge_service.models import DocumentIn
-from knowledge_service.parsing import SUPPORTED_EXTENSIONS, ParsedFile, file_label, iter_files, parse_file
+from knowledge_service.core import limits as L
+from knowledge_service.core.errors import InvalidArgument
+from knowledge_service.pipelines.parsing.files import (
+    SUPPORTED_EXTENSIONS,
+    ParsedFile,
+    file_label,
+    iter_files,
+    parse_file,
+)
+from knowledge_service.schemas.documents import DocumentIn
 
 
 def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:

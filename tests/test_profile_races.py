@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from knowledge_service.core import KnowledgeCore
+from knowledge_service.app import Knowledge
 
 
-async def test_no_replica_misses_a_change_that_raced_its_own(core: KnowledgeCore, dense_encoder) -> None:
+async def test_no_replica_misses_a_change_that_raced_its_own(core: Knowledge, dense_encoder) -> None:
     a = core
-    b = await KnowledgeCore.open(a.settings, dense=dense_encoder, stores=(a.store, a.meta))
+    b = await Knowledge.open(a.settings, dense=dense_encoder, stores=a.stores)
     try:
-        run = a.profiles._run
+        run = a.runner.run
         interleaved = False
 
         async def b_changes_first(fn: Any, *args: Any) -> Any:
@@ -21,17 +21,17 @@ async def test_no_replica_misses_a_change_that_raced_its_own(core: KnowledgeCore
             writes_stamp = getattr(fn, "__name__", "") in ("put", "put_if") and "stamp" in repr(args[:1])
             if not interleaved and writes_stamp:
                 interleaved = True
-                await b.profiles.put("from-b", {"top_k": 3})
+                await b.registry.put("from-b", {"top_k": 3})
             return await run(fn, *args)
 
-        a.profiles._run = b_changes_first  # type: ignore[method-assign]
-        await a.profiles.put("from-a", {"top_k": 4})
+        a.runner.run = b_changes_first  # type: ignore[method-assign]
+        await a.registry.put("from-a", {"top_k": 4})
         assert interleaved
         deadline = asyncio.get_running_loop().time() + 3 * a.settings.profile_poll_s + 2
-        while not (a.profiles.find("from-b") and b.profiles.find("from-a")):
+        while not (a.registry.find("from-b") and b.registry.find("from-a")):
             assert asyncio.get_running_loop().time() < deadline, "a replica missed a change"
             await asyncio.sleep(0.1)
-        assert a.profiles.find("from-b").settings.top_k == 3
-        assert b.profiles.find("from-a").settings.top_k == 4
+        assert a.registry.find("from-b").settings.top_k == 3
+        assert b.registry.find("from-a").settings.top_k == 4
     finally:
         await b.close()

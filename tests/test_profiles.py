@@ -9,23 +9,25 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from knowledge_service.config import Settings
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.encoders import DenseEncoder
-from knowledge_service.errors import Conflict, InvalidArgument, NotFound
-from knowledge_service.models import IngestRequest, PutProfileRequest, SearchRequest
+from knowledge_service.app import Knowledge
+from knowledge_service.core.config import Settings
+from knowledge_service.core.errors import Conflict, InvalidArgument, NotFound
+from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.schemas.documents import IngestRequest
+from knowledge_service.schemas.profiles import PutProfileRequest
+from knowledge_service.schemas.search import SearchRequest
 
 DOCS = [
     {"id": f"d{i}", "text": f"Document {i} explains topic {i % 4} of hybrid retrieval."} for i in range(12)
 ]
 
 
-async def put(core: KnowledgeCore, name: str, **kw):
-    return await core.put_profile(PutProfileRequest(name=name, **kw))
+async def put(core: Knowledge, name: str, **kw):
+    return await core.profiles.put(PutProfileRequest(name=name, **kw))
 
 
-async def test_versions_conflicts_and_rollback(core: KnowledgeCore) -> None:
-    default = core.profiles.get("default")
+async def test_versions_conflicts_and_rollback(core: Knowledge) -> None:
+    default = core.registry.get("default")
     assert (default.version, default.settings.top_k) == (1, 10)
     v1 = await put(core, "tuned", settings={"top_k": 3, "fusion": {"method": "dbsf"}})
     assert (v1.version, v1.settings.top_k, v1.settings.fusion.method) == (1, 3, "dbsf")
@@ -37,25 +39,25 @@ async def test_versions_conflicts_and_rollback(core: KnowledgeCore) -> None:
         await put(core, "tuned", settings={"top_k": 1000})
     with pytest.raises(InvalidArgument, match="candidates"):
         await put(core, "tuned", settings={"top_k": 50, "candidates": 20})
-    back = await core.profiles.rollback("tuned", 1)
+    back = await core.registry.rollback("tuned", 1)
     assert (back.version, back.settings.top_k, back.note) == (3, 3, "rollback to version 1")
-    assert [p.version for p in await core.profiles.versions("tuned")] == [1, 2, 3]
+    assert [p.version for p in await core.registry.versions("tuned")] == [1, 2, 3]
     with pytest.raises(NotFound):
-        await core.profiles.rollback("tuned", 9)
+        await core.registry.rollback("tuned", 9)
     with pytest.raises(NotFound, match="nope"):
-        core.profiles.get("nope")
+        core.registry.get("nope")
 
 
 async def test_profiles_survive_restart(settings: Settings, dense_encoder: DenseEncoder) -> None:
-    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    core = await Knowledge.open(settings, dense=dense_encoder)
     await put(core, "kept", settings={"mode": "sparse"})
-    await core.profiles.set_namespace_default("kb", "kept")
+    await core.registry.set_namespace_default("kb", "kept")
     await core.close()
-    again = await KnowledgeCore.open(settings, dense=dense_encoder)
+    again = await Knowledge.open(settings, dense=dense_encoder)
     try:
-        assert again.profiles.get("kept").settings.mode == "sparse"
-        assert again.profiles.namespace_default("kb") == "kept"
-        assert again.profiles.get("default").version == 1  # not re-created
+        assert again.registry.get("kept").settings.mode == "sparse"
+        assert again.registry.namespace_default("kb") == "kept"
+        assert again.registry.get("default").version == 1  # not re-created
     finally:
         await again.close()
 
@@ -66,70 +68,74 @@ async def test_a_replica_sharing_the_store_sees_a_change_within_two_seconds(
 ) -> None:
     if via == "redis":  # polling slower than the bound: only the published change can make it
         settings = settings.model_copy(update={"redis_url": redis_url, "profile_poll_s": 30.0})
-    a = await KnowledgeCore.open(settings, dense=dense_encoder)
-    b = await KnowledgeCore.open(settings, dense=dense_encoder, stores=(a.store, a.meta))
+    a = await Knowledge.open(settings, dense=dense_encoder)
+    b = await Knowledge.open(settings, dense=dense_encoder, stores=a.stores)
     try:
         await asyncio.sleep(0.3)  # let b's subscription start
         name = f"shared-{via}"
         changed = await put(a, name, settings={"top_k": 4})
         started = time.monotonic()
-        while b.profiles.find(name) is None or b.profiles.get(name).version != changed.version:
+        while b.registry.find(name) is None or b.registry.get(name).version != changed.version:
             assert time.monotonic() - started < 2.0, f"replica did not see {name} v{changed.version}"
             await asyncio.sleep(0.05)
-        assert b.profiles.get(name).settings.top_k == 4
+        assert b.registry.get(name).settings.top_k == 4
     finally:
         await b.close()
         await a.close()
 
 
-async def test_search_uses_profile_overrides_and_namespace_default(core: KnowledgeCore) -> None:
-    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
-    r = await core.search(SearchRequest(namespace="kb", query="topic 2"))
+async def test_search_uses_profile_overrides_and_namespace_default(core: Knowledge) -> None:
+    await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
+    r = await core.searcher.search(SearchRequest(namespace="kb", query="topic 2"))
     assert (r.profile, r.profile_version, len(r.results)) == ("default", 1, 10)
     await put(core, "narrow", settings={"top_k": 3, "mode": "sparse"})
-    r = await core.search(SearchRequest(namespace="kb", query="topic 2", profile="narrow", explain=True))
+    r = await core.searcher.search(
+        SearchRequest(namespace="kb", query="topic 2", profile="narrow", explain=True)
+    )
     assert (r.profile, r.profile_version, len(r.results)) == ("narrow", 1, 3)
     assert all(h.scores.dense_rank is None and h.scores.sparse_rank for h in r.results)
-    r = await core.search(
+    r = await core.searcher.search(
         SearchRequest(namespace="kb", query="topic 2", profile="narrow", overrides={"top_k": 2})
     )
     assert len(r.results) == 2
-    r = await core.search(SearchRequest(namespace="kb", query="topic 2", profile="narrow", top_k=4))
+    r = await core.searcher.search(SearchRequest(namespace="kb", query="topic 2", profile="narrow", top_k=4))
     assert len(r.results) == 4  # shorthand fields are overrides too
     with pytest.raises(InvalidArgument, match="top_k"):
-        await core.search(SearchRequest(namespace="kb", query="q", overrides={"top_k": 500}))
+        await core.searcher.search(SearchRequest(namespace="kb", query="q", overrides={"top_k": 500}))
     with pytest.raises(ValidationError, match="unknown fields"):
         SearchRequest(namespace="kb", query="q", overrides={"temperature": 1})
     with pytest.raises(NotFound, match="missing"):
-        await core.search(SearchRequest(namespace="kb", query="q", profile="missing"))
+        await core.searcher.search(SearchRequest(namespace="kb", query="q", profile="missing"))
 
-    await core.profiles.set_namespace_default("kb", "narrow")
-    r = await core.search(SearchRequest(namespace="kb", query="topic 2"))
+    await core.registry.set_namespace_default("kb", "narrow")
+    r = await core.searcher.search(SearchRequest(namespace="kb", query="topic 2"))
     assert (r.profile, len(r.results)) == ("narrow", 3)
-    other = await core.search(SearchRequest(namespace="other", query="topic 2"))
+    other = await core.searcher.search(SearchRequest(namespace="other", query="topic 2"))
     assert other.profile == "default"
 
 
-async def test_a_profile_change_never_serves_results_cached_under_the_old_one(core: KnowledgeCore) -> None:
-    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+async def test_a_profile_change_never_serves_results_cached_under_the_old_one(core: Knowledge) -> None:
+    await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
     await put(core, "p", settings={"top_k": 5})
-    first = await core.search(SearchRequest(namespace="kb", query="topic 1", profile="p"))
-    again = await core.search(SearchRequest(namespace="kb", query="topic 1", profile="p"))
+    first = await core.searcher.search(SearchRequest(namespace="kb", query="topic 1", profile="p"))
+    again = await core.searcher.search(SearchRequest(namespace="kb", query="topic 1", profile="p"))
     assert (first.cache_hit, again.cache_hit) == (False, True)
     await put(core, "p", settings={"top_k": 5})  # same settings, new version
-    after = await core.search(SearchRequest(namespace="kb", query="topic 1", profile="p"))
+    after = await core.searcher.search(SearchRequest(namespace="kb", query="topic 1", profile="p"))
     assert (after.cache_hit, after.profile_version) == (False, 2)
 
 
-async def test_threshold_and_stitching(core: KnowledgeCore) -> None:
+async def test_threshold_and_stitching(core: Knowledge) -> None:
     sentences = " ".join(f"Step {i}: rotate the signing key number {i} and record it." for i in range(80))
-    resp = await core.ingest(IngestRequest(namespace="kb", documents=[{"id": "keys", "text": sentences}]))
+    resp = await core.documents.ingest(
+        IngestRequest(namespace="kb", documents=[{"id": "keys", "text": sentences}])
+    )
     n = resp.results[0].chunks
     assert n >= 3
-    plain = await core.search(
+    plain = await core.searcher.search(
         SearchRequest(namespace="kb", query="rotate the signing key", top_k=n, candidates=n, rerank=False)
     )
-    stitched = await core.search(
+    stitched = await core.searcher.search(
         SearchRequest(
             namespace="kb",
             query="rotate the signing key",
@@ -143,7 +149,7 @@ async def test_threshold_and_stitching(core: KnowledgeCore) -> None:
     assert all(f"Step {i}:" in whole.text for i in range(80))
 
     cut = sorted(h.score for h in plain.results)[n // 2]
-    above = await core.search(
+    above = await core.searcher.search(
         SearchRequest(
             namespace="kb",
             query="rotate the signing key",
@@ -153,15 +159,15 @@ async def test_threshold_and_stitching(core: KnowledgeCore) -> None:
     assert 0 < len(above.results) < n and all(h.score >= cut for h in above.results)
 
 
-async def test_evaluation_compares_profiles_and_gates_changes(core: KnowledgeCore, tmp_path: Path) -> None:
-    from knowledge_service.errors import PreconditionFailed
-    from knowledge_service.evaluations import EvaluationRequest
-    from knowledge_service.models import RequireEval
+async def test_evaluation_compares_profiles_and_gates_changes(core: Knowledge, tmp_path: Path) -> None:
+    from knowledge_service.core.errors import PreconditionFailed
+    from knowledge_service.schemas.evaluations import EvaluationRequest
+    from knowledge_service.schemas.profiles import RequireEval
 
-    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+    await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
     queries = {f"q{i}": f"topic {i} of hybrid retrieval" for i in range(4)}
     qrels = {f"q{i}": {f"d{j}": 1 for j in range(12) if j % 4 == i} for i in range(4)}
-    cmp = await core.evaluate(
+    cmp = await core.evaluations.evaluate(
         EvaluationRequest(
             namespace="kb",
             queries=queries,
@@ -185,11 +191,11 @@ async def test_evaluation_compares_profiles_and_gates_changes(core: KnowledgeCor
     (beir / "qrels" / "test.tsv").write_text(
         "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, rel in qrels.items() for d in rel)
     )
-    core.settings = core.settings.model_copy(update={"eval_datasets_dir": tmp_path})
+    core.evaluations.datasets_dir = tmp_path
     gate = RequireEval(dataset="beir", namespace="kb", min_delta=0.01)
     with pytest.raises(PreconditionFailed, match="loses more than min_delta"):
         await put(core, "default", settings={"score_threshold": 1e9}, require_eval=gate)
-    assert core.profiles.get("default").version == 1  # not activated
+    assert core.registry.get("default").version == 1  # not activated
     ok = await put(
         core,
         "default",
@@ -200,37 +206,37 @@ async def test_evaluation_compares_profiles_and_gates_changes(core: KnowledgeCor
     uploaded = RequireEval(queries=queries, qrels=qrels, namespace="kb", min_delta=0.01)
     with pytest.raises(PreconditionFailed, match="loses more than min_delta"):
         await put(core, "default", settings={"score_threshold": 1e9}, require_eval=uploaded)
-    assert core.profiles.get("default").version == 2
+    assert core.registry.get("default").version == 2
 
 
-async def test_evaluation_datasets_are_confined_to_a_folder(core: KnowledgeCore, tmp_path: Path) -> None:
-    from knowledge_service.evaluations import EvaluationRequest
+async def test_evaluation_datasets_are_confined_to_a_folder(core: Knowledge, tmp_path: Path) -> None:
+    from knowledge_service.schemas.evaluations import EvaluationRequest
 
     outside = EvaluationRequest(
         namespace="kb", dataset=str(tmp_path / "elsewhere"), profiles=[{"name": "default"}]
     )
     with pytest.raises(InvalidArgument, match="KNOWLEDGE_EVAL_DATASETS_DIR"):
-        await core.evaluate(outside)  # no root: no dataset is read at all
-    core.settings = core.settings.model_copy(update={"eval_datasets_dir": tmp_path / "allowed"})
+        await core.evaluations.evaluate(outside)  # no root: no dataset is read at all
+    core.evaluations.datasets_dir = tmp_path / "allowed"
     (tmp_path / "allowed").mkdir()
     with pytest.raises(InvalidArgument, match="must name a folder inside"):
-        await core.evaluate(outside)
+        await core.evaluations.evaluate(outside)
     sneaky = outside.model_copy(update={"dataset": str(tmp_path / "allowed" / ".." / "elsewhere")})
     with pytest.raises(InvalidArgument, match="must name a folder inside"):
-        await core.evaluate(sneaky)
+        await core.evaluations.evaluate(sneaky)
     inside = outside.model_copy(update={"dataset": "beir"})
     with pytest.raises(InvalidArgument, match="^dataset 'beir': folder not found$"):
-        await core.evaluate(inside)  # allowed, and then it simply is not there
+        await core.evaluations.evaluate(inside)  # allowed, and then it simply is not there
 
 
 async def test_two_replicas_writing_at_once_never_lose_or_share_a_version(
     settings: Settings, dense_encoder: DenseEncoder
 ) -> None:
-    a = await KnowledgeCore.open(settings, dense=dense_encoder)
-    b = await KnowledgeCore.open(settings, dense=dense_encoder, stores=(a.store, a.meta))
+    a = await Knowledge.open(settings, dense=dense_encoder)
+    b = await Knowledge.open(settings, dense=dense_encoder, stores=a.stores)
     try:
         await put(a, "race", settings={"top_k": 3})
-        await b.profiles.refresh(force=True)
+        await b.registry.refresh(force=True)
         both = await asyncio.gather(
             put(a, "race", settings={"top_k": 4}, expected_version=1),
             put(b, "race", settings={"top_k": 5}, expected_version=1),
@@ -241,16 +247,16 @@ async def test_two_replicas_writing_at_once_never_lose_or_share_a_version(
             put(a, "race", settings={"top_k": 6}), put(b, "race", settings={"top_k": 7})
         )
         assert sorted(p.version for p in free) == [3, 4]  # both land, on distinct versions
-        assert [v.version for v in await a.profiles.versions("race")] == [1, 2, 3, 4]
+        assert [v.version for v in await a.registry.versions("race")] == [1, 2, 3, 4]
         for core in (a, b):
-            await core.profiles.refresh(force=True)
-            assert core.profiles.get("race").version == 4
+            await core.registry.refresh(force=True)
+            assert core.registry.get("race").version == 4
     finally:
         await b.close()
         await a.close()
 
 
-async def test_a_version_left_without_its_head_is_recovered(core: KnowledgeCore) -> None:
+async def test_a_version_left_without_its_head_is_recovered(core: Knowledge) -> None:
     await put(core, "p", settings={"top_k": 3})
     # A writer claimed version 2, then died before moving the head.
     orphan = {
@@ -262,20 +268,20 @@ async def test_a_version_left_without_its_head_is_recovered(core: KnowledgeCore)
         "note": None,
         "writer": "dead",
     }
-    core.meta.insert_new("profile/p/v2", orphan)
+    core.stores[1].insert_new("profile/p/v2", orphan)
     with pytest.raises(Conflict):
         await put(core, "p", settings={"top_k": 4}, expected_version=1)
-    assert core.profiles.get("p").version == 2  # the head caught up, so a re-read and retry works
+    assert core.registry.get("p").version == 2  # the head caught up, so a re-read and retry works
     assert (await put(core, "p", settings={"top_k": 4}, expected_version=2)).version == 3
 
 
-async def test_a_change_made_while_the_gate_evaluates_is_not_overwritten(core: KnowledgeCore) -> None:
+async def test_a_change_made_while_the_gate_evaluates_is_not_overwritten(core: Knowledge) -> None:
     await put(core, "gated", settings={"top_k": 3})
 
     async def slow_gate(candidate) -> None:  # meanwhile, someone else changes the profile
         await put(core, "gated", settings={"top_k": 7}, note="landed during the evaluation")
 
     with pytest.raises(Conflict, match="changed concurrently"):
-        await core.profiles.put("gated", {"top_k": 5}, check=slow_gate)
-    head = core.profiles.get("gated")
+        await core.registry.put("gated", {"top_k": 5}, check=slow_gate)
+    head = core.registry.get("gated")
     assert (head.version, head.settings.top_k) == (2, 7)  # the gate's candidate did not land on top

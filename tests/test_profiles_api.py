@@ -9,8 +9,8 @@ from google.protobuf import struct_pb2
 
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.models import IngestRequest
+from knowledge_service.app import Knowledge
+from knowledge_service.schemas.documents import IngestRequest
 from test_grpc import channel, stub  # noqa: F401  (fixtures: a real gRPC server over `core`)
 
 DOCS = [{"id": f"d{i}", "text": f"Note {i} covers subject {i % 3} of the runbook."} for i in range(9)]
@@ -22,8 +22,8 @@ async def http(http_url: str):
         yield client
 
 
-async def test_profile_routes(http: httpx.AsyncClient, core: KnowledgeCore) -> None:
-    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+async def test_profile_routes(http: httpx.AsyncClient, core: Knowledge) -> None:
+    await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
     names = [p["name"] for p in (await http.get("/v1/profiles")).json()["profiles"]]
     assert names == ["default"]
 
@@ -62,8 +62,8 @@ async def test_profile_routes(http: httpx.AsyncClient, core: KnowledgeCore) -> N
     assert r.status_code == 404
 
 
-async def test_evaluation_route(http: httpx.AsyncClient, core: KnowledgeCore) -> None:
-    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+async def test_evaluation_route(http: httpx.AsyncClient, core: Knowledge) -> None:
+    await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
     queries = {f"q{i}": f"subject {i} of the runbook" for i in range(3)}
     qrels = {f"q{i}": {f"d{j}": 1 for j in range(9) if j % 3 == i} for i in range(3)}
     r = await http.post(
@@ -101,8 +101,8 @@ def _struct(data: dict) -> struct_pb2.Struct:
     return s
 
 
-async def test_profile_rpcs(stub: pb_grpc.KnowledgeServiceStub, core: KnowledgeCore) -> None:  # noqa: F811
-    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+async def test_profile_rpcs(stub: pb_grpc.KnowledgeServiceStub, core: Knowledge) -> None:  # noqa: F811
+    await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
     p = await stub.PutProfile(
         pb.PutProfileRequest(
             name="g", settings=pb.RetrievalSettings(top_k=2, fusion=pb.Fusion(method=pb.FUSION_METHOD_DBSF))
@@ -143,11 +143,11 @@ async def test_profile_rpcs(stub: pb_grpc.KnowledgeServiceStub, core: KnowledgeC
 
 
 async def test_require_eval_refuses_a_worse_profile_with_412(
-    http: httpx.AsyncClient, core: KnowledgeCore, tmp_path
+    http: httpx.AsyncClient, core: Knowledge, tmp_path
 ) -> None:
     import json
 
-    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+    await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
     beir = tmp_path / "beir"
     (beir / "qrels").mkdir(parents=True)
     (beir / "corpus.jsonl").write_text(
@@ -159,7 +159,7 @@ async def test_require_eval_refuses_a_worse_profile_with_412(
     (beir / "qrels" / "test.tsv").write_text(
         "query-id\tcorpus-id\tscore\n" + "".join(f"q{j % 3}\td{j}\t1\n" for j in range(9))
     )
-    core.settings = core.settings.model_copy(update={"eval_datasets_dir": tmp_path})
+    core.evaluations.datasets_dir = tmp_path
     gate = {"dataset": "beir", "namespace": "kb", "min_delta": 0.01}
     r = await http.put(
         "/v1/profiles/default", json={"settings": {"score_threshold": 1e9}, "require_eval": gate}

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from knowledge_service.comparison import ProfileRun, compare
-from knowledge_service.report import render_html, write_report
+from knowledge_service.pipelines.evaluation.comparison import ProfileRun, compare
+from knowledge_service.tools.report import render_html, write_report
 
 QRELS = {f"q{i}": {f"rel{i}": 1} for i in range(12)}
 CURRENT = {q: {"noise": 2.0, next(iter(r)): 1.0} for q, r in QRELS.items()}  # relevant at rank 2

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from sentence_transformers import CrossEncoder
 
-from knowledge_service.config import Settings
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.encoders import DenseEncoder, resolve_model
-from knowledge_service.models import IngestRequest, SearchRequest
+from knowledge_service.app import Knowledge
+from knowledge_service.core.config import Settings
+from knowledge_service.models.base import resolve_model
+from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.schemas.documents import IngestRequest
+from knowledge_service.schemas.search import SearchRequest
 
 DOCS = [
     {"id": f"d{i}", "text": f"Passage {i} about retrieval, ranking and {w}."}
@@ -46,24 +48,26 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def reranking_core(
     settings: Settings, dense_encoder: DenseEncoder, tiny_cross_encoder: Path
-) -> AsyncIterator[KnowledgeCore]:
+) -> AsyncIterator[Knowledge]:
     """A core with the tiny cross-encoder configured, DOCS ingested in namespace "kb"."""
-    core = await KnowledgeCore.open(
+    core = await Knowledge.open(
         settings.model_copy(update={"rerank_model": str(tiny_cross_encoder)}), dense=dense_encoder
     )
     try:
-        await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
+        await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
         yield core
     finally:
         await core.close()
 
 
 async def test_configured_reranker_reorders_candidates(
-    reranking_core: KnowledgeCore, tiny_cross_encoder: Path
+    reranking_core: Knowledge, tiny_cross_encoder: Path
 ) -> None:
     core = reranking_core
     query = "how do rerankers change ranking?"
-    resp = await core.search(SearchRequest(namespace="kb", query=query, top_k=3, candidates=6, explain=True))
+    resp = await core.searcher.search(
+        SearchRequest(namespace="kb", query=query, top_k=3, candidates=6, explain=True)
+    )
     assert resp.rerank == "applied" and resp.degraded == [] and "rerank" in resp.timings_ms
     # The same model, called directly over all six candidates, gives the same top 3.
     direct = CrossEncoder(str(tiny_cross_encoder)).predict(
@@ -82,25 +86,25 @@ async def test_configured_reranker_reorders_candidates(
         assert hit.scores.rerank == pytest.approx(float(direct[int(hit.doc_id[1:])]), abs=1e-5)
         assert hit.scores.fused is not None and hit.scores.dense_rank is not None
 
-    off = await core.search(SearchRequest(namespace="kb", query=query, rerank=False))
+    off = await core.searcher.search(SearchRequest(namespace="kb", query=query, rerank=False))
     assert off.rerank == "disabled" and all(h.scores.rerank is None for h in off.results)
 
 
-async def test_failing_reranker_is_flagged_not_hidden(reranking_core: KnowledgeCore) -> None:
+async def test_failing_reranker_is_flagged_not_hidden(reranking_core: Knowledge) -> None:
     core = reranking_core
 
     def broken(query: str, passages: list[str], deadline: float | None = None) -> list[float]:
         raise RuntimeError("model crashed")
 
     core.reranker.score = broken  # type: ignore[union-attr,method-assign]
-    resp = await core.search(SearchRequest(namespace="kb", query="fusion"))
+    resp = await core.searcher.search(SearchRequest(namespace="kb", query="fusion"))
     assert resp.rerank == "failed" and resp.degraded == ["rerank"]
     assert resp.results and all(h.scores.rerank is None for h in resp.results)
 
 
-async def test_no_reranker_configured_says_so(core: KnowledgeCore) -> None:
-    await core.ingest(IngestRequest(namespace="kb", documents=DOCS))
-    resp = await core.search(SearchRequest(namespace="kb", query="fusion"))
+async def test_no_reranker_configured_says_so(core: Knowledge) -> None:
+    await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
+    resp = await core.searcher.search(SearchRequest(namespace="kb", query="fusion"))
     assert resp.rerank == "not_configured" and resp.degraded == []
-    asked = await core.search(SearchRequest(namespace="kb", query="fusion", rerank=True))
+    asked = await core.searcher.search(SearchRequest(namespace="kb", query="fusion", rerank=True))
     assert asked.rerank == "not_configured" and asked.degraded == ["rerank"]

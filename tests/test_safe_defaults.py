@@ -10,11 +10,11 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from conftest import free_port
-from knowledge_service.config import Settings
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.encoders import DenseEncoder
-from knowledge_service.grpc_server import create_server, start_server, stop_server
-from knowledge_service.http_app import create_app
+from knowledge_service.app import Knowledge
+from knowledge_service.core.config import Settings
+from knowledge_service.doors.grpc.server import create_server, start_server, stop_server
+from knowledge_service.doors.http.app import create_app
+from knowledge_service.models.dense import DenseEncoder
 
 
 async def test_readiness_names_no_host_port_or_error(tmp_path: Path, dense_encoder: DenseEncoder) -> None:
@@ -22,7 +22,7 @@ async def test_readiness_names_no_host_port_or_error(tmp_path: Path, dense_encod
     settings = Settings(
         data_dir=tmp_path / "data", optimize_idle_s=0, redis_url=f"redis://127.0.0.1:{port}/0"
     )
-    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    core = await Knowledge.open(settings, dense=dense_encoder)
     try:
         app = create_app(settings, core)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
@@ -48,7 +48,7 @@ async def test_docs_and_reflection_can_be_switched_off(
     settings = Settings(
         data_dir=tmp_path / "data", optimize_idle_s=0, docs_enabled=enabled, grpc_reflection=enabled
     )
-    core = await KnowledgeCore.open(settings, dense=dense_encoder)
+    core = await Knowledge.open(settings, dense=dense_encoder)
     server, port = create_server(core, settings, port=0)
     await start_server(server)
     try:

@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 
 from conftest import free_port
-from knowledge_service.config import Settings
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.encoders import DenseEncoder
-from knowledge_service.models import CountRequest
+from knowledge_service.app import Knowledge
+from knowledge_service.core.config import Settings
+from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.schemas.documents import CountRequest
 
-SERVE = "import sys; from knowledge_service.cli import app; sys.argv = ['knowledge', 'serve']; app()"
+SERVE = "import sys; from knowledge_service.cli.main import app; sys.argv = ['knowledge', 'serve']; app()"
 
 
 async def test_sigterm_finishes_in_flight_requests_then_flushes(tmp_path: Path, dense_encoder: DenseEncoder):
@@ -82,8 +82,8 @@ async def test_sigterm_finishes_in_flight_requests_then_flushes(tmp_path: Path, 
             proc.kill()
             proc.wait()
 
-    core = await KnowledgeCore.open(Settings(data_dir=data, optimize_idle_s=0), dense=dense_encoder)
+    core = await Knowledge.open(Settings(data_dir=data, optimize_idle_s=0), dense=dense_encoder)
     try:
-        assert (await core.count(CountRequest(namespace="kb"))).documents == 24
+        assert (await core.documents.count(CountRequest(namespace="kb"))).documents == 24
     finally:
         await core.close()

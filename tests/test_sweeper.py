@@ -7,37 +7,37 @@ import secrets
 import pytest
 
 from faults import Faults
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.models import CountRequest, DeleteRequest, IngestRequest
-from knowledge_service.store import ChunkPoint, Marker
-from knowledge_service.store.base import chunk_point_id
+from knowledge_service.app import Knowledge
+from knowledge_service.schemas.documents import CountRequest, DeleteRequest, IngestRequest
+from knowledge_service.storage import ChunkPoint, Marker
+from knowledge_service.storage.base import chunk_point_id
 
 NS = "kb"
 TEXT = " ".join(f"Paragraph {i} describes the deployment checklist in detail." for i in range(30))
 
 
-async def raw(core: KnowledgeCore) -> tuple[int, int]:
+async def raw(core: Knowledge) -> tuple[int, int]:
     """Every chunk point and every cleanup marker in the namespace."""
     return (
-        await core.run_store(core.store.count, NS, "chunk"),
-        await core.run_store(core.store.count, NS, "gc"),
+        await core.runner.run(core.stores[0].count, NS, "chunk"),
+        await core.runner.run(core.stores[0].count, NS, "gc"),
     )
 
 
-def swept(core: KnowledgeCore, pass_: str) -> float:
+def swept(core: Knowledge, pass_: str) -> float:
     return core.metrics.swept_chunks.labels(pass_)._value.get()
 
 
-async def test_unsettled_write_is_swept_only_after_the_grace_period(any_core: KnowledgeCore) -> None:
+async def test_unsettled_write_is_swept_only_after_the_grace_period(any_core: Knowledge) -> None:
     faults = Faults(any_core)
     faults.fail("swap_doc")  # the flip fails after the chunks were written...
     faults.fail("delete_generations")  # ...and so does the cleanup: as if the writer had died
     with pytest.raises(ConnectionError):
-        await any_core.ingest(IngestRequest(namespace=NS, documents=[{"id": "d", "text": TEXT}]))
+        await any_core.documents.ingest(IngestRequest(namespace=NS, documents=[{"id": "d", "text": TEXT}]))
     faults.restore()
     n = len(any_core.chunker.split(TEXT))
     assert await raw(any_core) == (n, 1)  # orphans and their marker
-    assert (await any_core.count(CountRequest(namespace=NS))).chunks == 0
+    assert (await any_core.documents.count(CountRequest(namespace=NS))).chunks == 0
 
     assert await any_core.sweeper.sweep_markers() == 0  # could be a write in progress: wait
     assert await raw(any_core) == (n, 1)
@@ -47,12 +47,12 @@ async def test_unsettled_write_is_swept_only_after_the_grace_period(any_core: Kn
     assert swept(any_core, "markers") == n
 
 
-async def test_half_done_delete_is_swept_at_once(any_core: KnowledgeCore) -> None:
-    await any_core.ingest(IngestRequest(namespace=NS, documents=[{"id": "d", "text": TEXT}]))
+async def test_half_done_delete_is_swept_at_once(any_core: Knowledge) -> None:
+    await any_core.documents.ingest(IngestRequest(namespace=NS, documents=[{"id": "d", "text": TEXT}]))
     faults = Faults(any_core)
     faults.fail("delete_generations")
     with pytest.raises(ConnectionError):
-        await any_core.delete(DeleteRequest(namespace=NS, ids=["d"]))
+        await any_core.documents.delete(DeleteRequest(namespace=NS, ids=["d"]))
     faults.restore()
     n = len(any_core.chunker.split(TEXT))
     assert await raw(any_core) == (n, 1)
@@ -61,19 +61,19 @@ async def test_half_done_delete_is_swept_at_once(any_core: KnowledgeCore) -> Non
     assert await raw(any_core) == (0, 0)
 
 
-async def test_full_scan_removes_unmarked_orphans_but_not_writes_in_progress(any_core: KnowledgeCore) -> None:
-    store = any_core.store
-    await any_core.ingest(
+async def test_full_scan_removes_unmarked_orphans_but_not_writes_in_progress(any_core: Knowledge) -> None:
+    store = any_core.stores[0]
+    await any_core.documents.ingest(
         IngestRequest(namespace=NS, documents=[{"id": "gone", "text": TEXT}, {"id": "kept", "text": "Kept."}])
     )
-    record = (await any_core.run_store(store.get_docs, NS, ["gone"]))["gone"]
+    record = (await any_core.runner.run(store.get_docs, NS, ["gone"]))["gone"]
     # A record removed without a marker (as stores written before markers existed could be).
-    await any_core.run_store(store.delete_docs_if, NS, {"gone": record["generation"]})
+    await any_core.runner.run(store.delete_docs_if, NS, {"gone": record["generation"]})
     # A write in progress: its marker, then its chunks, no record yet.
-    live = (await any_core.run_store(store.get_docs, NS, ["kept"]))["kept"]
+    live = (await any_core.runner.run(store.get_docs, NS, ["kept"]))["kept"]
     gen = secrets.randbits(62)
-    await any_core.run_store(store.put_markers, [Marker(NS, "new-doc", gen, "new")])
-    chunks, _ = await any_core.run_store(store._scroll, store.f.scope(NS, "chunk"), 1, None, True)
+    await any_core.runner.run(store.put_markers, [Marker(NS, "new-doc", gen, "new")])
+    chunks, _ = await any_core.runner.run(store._scroll, store.f.scope(NS, "chunk"), 1, None, True)
     point = ChunkPoint(
         chunk_point_id(NS, "new-doc", gen, 0),
         [0.1] * 384,
@@ -81,7 +81,7 @@ async def test_full_scan_removes_unmarked_orphans_but_not_writes_in_progress(any
         [1.0],
         {**chunks[0], "doc_id": "new-doc", "generation": gen, "written_at": 0.0},
     )
-    await any_core.run_store(store.upsert_chunks, [point])
+    await any_core.runner.run(store.upsert_chunks, [point])
     n = len(any_core.chunker.split(TEXT))
     assert await raw(any_core) == (n + 2, 1)
 
@@ -90,6 +90,6 @@ async def test_full_scan_removes_unmarked_orphans_but_not_writes_in_progress(any
     assert await any_core.sweeper.scan() == n  # the unmarked orphans went; the marked write stayed
     assert await raw(any_core) == (2, 1)
     assert swept(any_core, "scan") == n
-    kept = await any_core.run_store(store.get_docs, NS, ["kept"])
+    kept = await any_core.runner.run(store.get_docs, NS, ["kept"])
     assert kept["kept"]["generation"] == live["generation"]
-    assert (await any_core.count(CountRequest(namespace=NS))).chunks == 1
+    assert (await any_core.documents.count(CountRequest(namespace=NS))).chunks == 1

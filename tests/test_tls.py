@@ -14,8 +14,8 @@ from cryptography.x509.oid import NameOID
 
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.grpc_server import create_server, start_server, stop_server
+from knowledge_service.app import Knowledge
+from knowledge_service.doors.grpc.server import create_server, start_server, stop_server
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:
@@ -43,7 +43,7 @@ def self_signed(tmp: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-async def test_grpc_over_tls(core: KnowledgeCore, tmp_path: Path) -> None:
+async def test_grpc_over_tls(core: Knowledge, tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     settings = core.settings.model_copy(
         update={"tls_cert_file": cert, "tls_key_file": key, "grpc_host": "127.0.0.1"}

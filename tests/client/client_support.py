@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 import uvicorn
 
-from knowledge_service.config import Settings
-from knowledge_service.core import KnowledgeCore
-from knowledge_service.grpc_server import create_server, start_server, stop_server
-from knowledge_service.http_app import create_app
+from knowledge_service.app import Knowledge
+from knowledge_service.core.config import Settings
+from knowledge_service.doors.grpc.server import create_server, start_server, stop_server
+from knowledge_service.doors.http.app import create_app
 
 T = TypeVar("T")
 
@@ -46,7 +46,7 @@ DOCS = [
 class Service:
     """The running service: its core and both front doors."""
 
-    core: KnowledgeCore
+    core: Knowledge
     grpc: str  # host:port
     http: str  # base URL
 

@@ -20,16 +20,16 @@ os.environ["CREWAI_DISABLE_VERSION_CHECK"] = "true"
 os.environ["CREWAI_STORAGE_DIR"] = os.path.join(_CREWAI_HOME, "storage")
 os.environ["HOME"] = _CREWAI_HOME
 
-from knowledge_service.config import Settings  # noqa: E402
-from knowledge_service.core import KnowledgeCore  # noqa: E402
-from knowledge_service.grpc_server import create_server, start_server, stop_server  # noqa: E402
-from knowledge_service.models import IngestRequest  # noqa: E402
+from knowledge_service.app import Knowledge  # noqa: E402
+from knowledge_service.core.config import Settings  # noqa: E402
+from knowledge_service.doors.grpc.server import create_server, start_server, stop_server  # noqa: E402
+from knowledge_service.schemas.documents import IngestRequest  # noqa: E402
 
 from .client_support import DOCS, NS, Service  # noqa: E402
 
 
 @pytest.fixture
-async def grpc_target(core: KnowledgeCore, settings: Settings) -> AsyncIterator[str]:
+async def grpc_target(core: Knowledge, settings: Settings) -> AsyncIterator[str]:
     """The real gRPC front door over ``core``, on a free port."""
     server, port = create_server(core, settings, port=0)
     await start_server(server)
@@ -38,9 +38,9 @@ async def grpc_target(core: KnowledgeCore, settings: Settings) -> AsyncIterator[
 
 
 @pytest.fixture
-async def service(core: KnowledgeCore, grpc_target: str, http_url: str) -> Service:
+async def service(core: Knowledge, grpc_target: str, http_url: str) -> Service:
     """Both front doors over one core, with ``DOCS`` ingested into namespace ``NS``."""
-    resp = await core.ingest(IngestRequest(namespace=NS, documents=DOCS))
+    resp = await core.documents.ingest(IngestRequest(namespace=NS, documents=DOCS))
     assert {r.status for r in resp.results} == {"created"}
     return Service(core=core, grpc=grpc_target, http=http_url)
 

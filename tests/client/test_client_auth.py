@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import knowledge_client as kc
-from knowledge_service.config import Settings
+from knowledge_service.core.config import Settings
 
 from .client_support import NS, Service, blocking
 

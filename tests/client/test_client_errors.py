@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import knowledge_client as kc
-from knowledge_service.errors import Overloaded
+from knowledge_service.core.errors import Overloaded
 
 from .client_support import NS, Service, blocking, free_port, serve
 
@@ -138,6 +138,7 @@ class _OverloadedOnce:
 
     def __init__(self, core: Any) -> None:
         self._core, self.searches = core, 0
+        self.searcher = self  # the doors call core.searcher.search
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._core, name)
@@ -146,7 +147,7 @@ class _OverloadedOnce:
         self.searches += 1
         if self.searches == 1:
             raise Overloaded("too many searches in flight; retry")
-        return await self._core.search(req, *args, **kwargs)
+        return await self._core.searcher.search(req, *args, **kwargs)
 
 
 async def test_overloaded_is_retried(

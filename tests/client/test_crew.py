@@ -93,13 +93,13 @@ def _crew(llm: ScriptedLLM, tool: KnowledgeSearchTool) -> Crew:
 def searches(service: Service, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every SearchRequest the service's core receives (the real search still runs)."""
     seen: list[Any] = []
-    real = service.core.search
+    real = service.core.searcher.search
 
     async def recording(req: Any, *args: Any, **kwargs: Any) -> Any:
         seen.append(req)
         return await real(req, *args, **kwargs)
 
-    monkeypatch.setattr(service.core, "search", recording)
+    monkeypatch.setattr(service.core.searcher, "search", recording)
     return seen
 
 

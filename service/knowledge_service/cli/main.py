@@ -1,0 +1,242 @@
+"""The ``knowledge`` command: serve, ingest, search, eval."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from tqdm import tqdm
+
+from knowledge_service.core.config import Settings
+from knowledge_service.core.errors import KnowledgeError
+
+app = typer.Typer(
+    help="Hybrid retrieval side-car: serve it, feed it, query it, measure it.", no_args_is_help=True
+)
+NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Knowledge base name.")]
+UrlOpt = Annotated[str | None, typer.Option(help="Service URL (default: the configured HTTP port).")]
+KeyOpt = Annotated[
+    str | None, typer.Option("--api-key", envvar="KNOWLEDGE_API_KEY", help="Key for a protected service.")
+]
+
+
+def _auth(api_key: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _service_url(settings: Settings, url: str | None) -> str | None:
+    """The URL of a running service, or None when none answers."""
+    url = url or f"http://{settings.http_host}:{settings.http_port}"
+    try:
+        httpx.get(f"{url}/healthz", timeout=1.0)  # any answer (even 401) means a service runs
+        return url
+    except httpx.TransportError:
+        return None
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def serve() -> None:
+    """Run the service (HTTP and gRPC) with settings from KNOWLEDGE_* variables."""
+    from knowledge_service.serve import serve as run
+
+    try:
+        asyncio.run(run(Settings()))
+    except ValueError as exc:  # a configuration the service refuses to run with
+        raise _fail(exc) from None
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="Files and folders.")],
+    namespace: NamespaceOpt,
+    url: UrlOpt = None,
+    batch: Annotated[int, typer.Option(min=1, max=64)] = 16,
+    api_key: KeyOpt = None,
+) -> None:
+    """Ingest files (text, Markdown, HTML, PDF); via the running service, else the store directly."""
+    from knowledge_service.pipelines.parsing.files import iter_files
+
+    settings = Settings()
+    files = list(iter_files(paths))
+    if not files:
+        raise _fail(ValueError("no supported files (.txt, .md, .html, .pdf) under those paths"))
+    service = _service_url(settings, url)
+    counts: dict[str, int] = {}
+    with tqdm(total=len(files), unit="file", desc=f"ingest -> {namespace}") as bar:
+        if service:
+            for start in range(0, len(files), batch):
+                part = files[start : start + batch]
+                body = [("files", (doc_id, p.read_bytes())) for p, doc_id in part]
+                resp = httpx.post(
+                    f"{service}/v1/namespaces/{namespace}/files",
+                    files=body,
+                    data={"ids": [d for _, d in part]},
+                    headers=_auth(api_key),
+                    timeout=600,
+                )
+                if resp.status_code >= 400:
+                    raise _fail(RuntimeError(resp.json().get("error", {}).get("message", resp.text)))
+                _tally(counts, resp.json()["results"], bar)
+        else:
+            asyncio.run(_ingest_local(settings, namespace, files, batch, counts, bar))
+    typer.echo(json.dumps({"namespace": namespace, "via": "service" if service else "store", **counts}))
+
+
+def _tally(counts: dict[str, int], results: list[Any], bar: tqdm) -> None:
+    for r in results:
+        status = r["status"] if isinstance(r, dict) else r.status
+        counts[status] = counts.get(status, 0) + 1
+        if status == "failed":
+            tqdm.write(
+                f"failed: {r['id'] if isinstance(r, dict) else r.id}: "
+                f"{r['error'] if isinstance(r, dict) else r.error}"
+            )
+    bar.update(len(results))
+
+
+async def _ingest_local(
+    settings: Settings,
+    namespace: str,
+    files: list[tuple[Path, str]],
+    batch: int,
+    counts: dict[str, int],
+    bar: tqdm,
+) -> None:
+    from knowledge_service.app import Knowledge
+    from knowledge_service.schemas.documents import IngestRequest
+
+    core = await Knowledge.open(settings)
+    try:
+        for start in range(0, len(files), batch):
+            docs = []
+            for i, (path, doc_id) in enumerate(files[start : start + batch], start=start):
+                try:
+                    parsed = await core.parsers.parse(path.name, path.read_bytes(), None, field=f"files[{i}]")
+                except KnowledgeError as exc:
+                    _tally(counts, [{"id": doc_id, "status": "failed", "error": str(exc)}], bar)
+                    continue
+                docs.append(
+                    {"id": doc_id, "text": parsed.text, "title": parsed.title, "metadata": parsed.metadata}
+                )
+            if docs:
+                resp = await core.documents.ingest(IngestRequest(namespace=namespace, documents=docs))
+                _tally(counts, resp.results, bar)
+    finally:
+        await core.close()
+
+
+@app.command()
+def search(
+    query: str,
+    namespace: NamespaceOpt,
+    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or sparse")] = "hybrid",
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+) -> None:
+    """Search a namespace and print the results as JSON."""
+    settings = Settings()
+    body = {"query": query, "top_k": top_k, "mode": mode}
+    service = _service_url(settings, url)
+    if service:
+        resp = httpx.post(
+            f"{service}/v1/namespaces/{namespace}/search", json=body, headers=_auth(api_key), timeout=60
+        )
+        if resp.status_code >= 400:
+            raise _fail(RuntimeError(resp.json().get("error", {}).get("message", resp.text)))
+        typer.echo(json.dumps(resp.json(), indent=2))
+        return
+    from knowledge_service.schemas.search import SearchRequest
+
+    async def run() -> str:
+        from knowledge_service.app import Knowledge
+
+        core = await Knowledge.open(settings)
+        try:
+            out = await core.searcher.search(SearchRequest(namespace=namespace, **body))
+            return out.model_dump_json(indent=2)
+        finally:
+            await core.close()
+
+    try:
+        typer.echo(asyncio.run(run()))
+    except (KnowledgeError, ValueError) as exc:
+        raise _fail(exc) from None
+
+
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[Path, typer.Option(exists=True, file_okay=False, help="BEIR-layout folder.")],
+    split: Annotated[str, typer.Option(help="qrels split, e.g. test or train")] = "test",
+    mode: Annotated[list[str] | None, typer.Option(help="hybrid, dense, sparse; repeatable")] = None,
+    fusion: Annotated[str, typer.Option(help="rrf or dbsf (with --mode)")] = "rrf",
+    rrf_k: Annotated[int, typer.Option("--rrf-k")] = 60,
+    profile: Annotated[list[str] | None, typer.Option(help="A saved profile to evaluate; repeatable")] = None,
+    settings: Annotated[
+        list[str] | None, typer.Option("--settings", help="Inline profile settings as JSON; repeatable")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report comparing the profiles")] = None,
+    depth: Annotated[int, typer.Option(help="chunks retrieved per query")] = 200,
+) -> None:
+    """Ingest a BEIR collection into its own namespace (once) and print one JSON line per run.
+
+    With --mode: one line per retrieval mode. With --profile/--settings: one line per profile, each
+    after the first compared with it (delta, paired permutation p-value, wins/losses).
+    """
+    from knowledge_service.pipelines.evaluation.datasets import load_beir
+    from knowledge_service.schemas.evaluations import ProfileSpec
+    from knowledge_service.tools.eval_runner import run_eval, run_profile_eval
+
+    config = Settings()
+    try:
+        data = load_beir(dataset, split)
+        if profile or settings:
+            specs = [ProfileSpec(name=n) for n in profile or []]
+            specs += [
+                ProfileSpec(settings=_json_arg(raw, "--settings"), label=f"settings{i + 1}")
+                for i, raw in enumerate(settings or [])
+            ]
+            lines = asyncio.run(run_profile_eval(config, data, specs, depth, report))
+        else:
+            lines = asyncio.run(run_eval(config, data, mode or ["hybrid"], fusion, rrf_k, depth))
+        for line in lines:
+            typer.echo(json.dumps(line))
+    except KnowledgeError as exc:
+        raise _fail(exc) from None
+
+
+def _json_arg(raw: str, option: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _fail(ValueError(f"{option}: not valid JSON ({exc.msg})")) from None
+    if not isinstance(value, dict):
+        raise _fail(ValueError(f"{option}: must be a JSON object"))
+    return value
+
+
+@app.command()
+def bench(
+    dataset: Annotated[Path, typer.Option(exists=True, file_okay=False, help="BEIR-layout folder.")],
+    split: Annotated[str, typer.Option(help="qrels split whose queries are used")] = "test",
+    queries: Annotated[int, typer.Option(min=10)] = 300,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or sparse")] = "hybrid",
+) -> None:
+    """Measure search latency (median, p99, per second, memory) against an engine-only baseline."""
+    from knowledge_service.pipelines.evaluation.datasets import load_beir
+    from knowledge_service.tools.bench import run_bench
+
+    try:
+        data = load_beir(dataset, split)
+        typer.echo(json.dumps(asyncio.run(run_bench(Settings(), data, queries, mode))))
+    except KnowledgeError as exc:
+        raise _fail(exc) from None

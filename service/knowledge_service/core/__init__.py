@@ -1,0 +1,1 @@
+"""The bottom layer: settings, limits, the error table, worker threads."""

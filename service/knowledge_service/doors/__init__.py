@@ -1,0 +1,1 @@
+"""The front doors: they translate and delegate. One access table (access.py) serves them all."""

@@ -1,0 +1,1 @@
+"""The gRPC front door (knowledge.v1.KnowledgeService)."""

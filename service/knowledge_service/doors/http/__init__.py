@@ -1,0 +1,1 @@
+"""The HTTP front door (FastAPI), mirroring the gRPC service one to one."""

@@ -1,0 +1,1 @@
+"""Operations: API keys, admission control, metrics, tracing and logs."""

@@ -1,0 +1,1 @@
+"""The pipelines: search, documents (ingest, delete), parsing, profiles, evaluation, health."""

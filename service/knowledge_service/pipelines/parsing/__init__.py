@@ -1,0 +1,1 @@
+"""Turning uploaded files into documents, in worker processes within limits."""

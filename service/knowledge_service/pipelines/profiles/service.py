@@ -1,0 +1,53 @@
+"""The profile operations both front doors call; changes with ``require_eval`` pass the gate first."""
+
+from __future__ import annotations
+
+from knowledge_service.pipelines.evaluation.service import Evaluations
+from knowledge_service.pipelines.profiles.registry import ProfileRegistry
+from knowledge_service.schemas.profiles import (
+    NamespaceRef,
+    NamespaceSettings,
+    ProfileOut,
+    ProfileRef,
+    PutProfileRequest,
+    RollbackRequest,
+)
+
+
+class Profiles:
+    def __init__(self, registry: ProfileRegistry, evaluations: Evaluations) -> None:
+        self._registry = registry
+        self._evaluations = evaluations
+
+    def list(self) -> list[ProfileOut]:
+        """Every profile at its active version."""
+        return self._registry.list()
+
+    def get(self, ref: ProfileRef) -> ProfileOut:
+        """A profile at its active version."""
+        return self._registry.get(ref.name)
+
+    async def versions(self, ref: ProfileRef) -> list[ProfileOut]:
+        """Every version of a profile, oldest first."""
+        return await self._registry.versions(ref.name)
+
+    async def put(self, req: PutProfileRequest) -> ProfileOut:
+        """New version of a profile; with ``require_eval``, only if it passes the gate."""
+        check = self._evaluations.gate_check(req.name, req.require_eval) if req.require_eval else None
+        return await self._registry.put(req.name, req.settings, req.expected_version, req.note, check)
+
+    async def rollback(self, req: RollbackRequest) -> ProfileOut:
+        """Make an earlier version's settings active again, as a new version."""
+        assert req.name is not None, "the door fills the name"
+        return await self._registry.rollback(req.name, req.version)
+
+    def namespace_settings(self, ref: NamespaceRef) -> NamespaceSettings:
+        """A namespace's settings (its default profile)."""
+        return NamespaceSettings(
+            namespace=ref.namespace, default_profile=self._registry.namespace_default(ref.namespace)
+        )
+
+    async def set_namespace_settings(self, req: NamespaceSettings) -> NamespaceSettings:
+        """Set a namespace's default profile (it must exist)."""
+        await self._registry.set_namespace_default(req.namespace, req.default_profile)
+        return req

@@ -1,0 +1,1 @@
+"""The search pipeline: plan, engine query, live filter, rerank, pack, cache."""

@@ -1,0 +1,83 @@
+"""The engine part of a search: plan one hybrid query, keep live chunks, rank the legs (explain),
+and turn engine hits into results."""
+
+from __future__ import annotations
+
+from knowledge_service.core.limits import MAX_EXPLAIN_DEPTH
+from knowledge_service.schemas.search import RetrievalSettings, SearchHit, StageScores
+from knowledge_service.storage import Hit, QueryPlan
+from knowledge_service.storage.runner import AsyncStore
+
+# The engine returns this many more chunks than are needed, so that dropping chunks of a document
+# being replaced at that instant, or merging neighbours when stitching, still leaves top_k results.
+LIVE_MARGIN = 10
+
+
+def plan(
+    namespace: str,
+    s: RetrievalSettings,
+    dense: list[float] | None,
+    sparse: tuple[list[int], list[float]] | None,
+    flt: dict | None,
+    *,
+    rerank_depth: int | None,
+) -> QueryPlan:
+    """One engine query: both legs (as the mode says) fused, deep enough for what follows."""
+    wanted = s.top_k * (3 if s.stitch else 1) + LIVE_MARGIN
+    if rerank_depth is not None:
+        wanted = max(wanted, rerank_depth)
+    return QueryPlan(
+        namespace=namespace,
+        mode=s.mode,
+        limit=min(s.candidates, wanted),
+        candidates=s.candidates,
+        dense=dense,
+        sparse_indices=sparse[0] if sparse else [],
+        sparse_values=sparse[1] if sparse else [],
+        fusion=s.fusion.method,
+        rrf_k=s.fusion.k,
+        weights=s.fusion.weights,
+        filter=flt,
+    )
+
+
+async def live_hits(store: AsyncStore, namespace: str, hits: list[Hit]) -> list[Hit]:
+    """Keep only chunks of each document's live generation (hides half-done replacements)."""
+    if not hits:
+        return hits
+    records = await store.get_docs(namespace, [h.payload["doc_id"] for h in hits])
+    return [
+        h
+        for h in hits
+        if records.get(h.payload["doc_id"], {}).get("generation") == h.payload.get("generation")
+    ]
+
+
+async def leg_ranks(store: AsyncStore, query: QueryPlan) -> dict[str, dict[str, float]]:
+    """Each chunk's 1-based rank and score in the dense and in the sparse leg (for explain)."""
+    legs = ("dense", "sparse") if query.mode == "hybrid" else (query.mode,)
+    ranks: dict[str, dict[str, float]] = {}
+    depth = min(query.candidates, MAX_EXPLAIN_DEPTH)  # deeper ranks are not reported
+    for leg in legs:
+        leg_plan = QueryPlan(**{**query.__dict__, "mode": leg, "limit": depth})
+        for i, hit in enumerate(await store.query(leg_plan), start=1):
+            ranks.setdefault(hit.id, {}).update({f"{leg}_rank": i, f"{leg}_score": hit.score})
+    return ranks
+
+
+def to_result(hit: Hit, i: int, ranks: dict[str, dict[str, float]], rerank: list[float] | None) -> SearchHit:
+    p = hit.payload
+    return SearchHit(
+        doc_id=p["doc_id"],
+        chunk_id=p["chunk_id"],
+        text=p.get("text", ""),
+        title=p.get("title"),
+        metadata=p.get("metadata") or {},
+        score=rerank[i] if rerank is not None else hit.score,
+        scores=StageScores(
+            fused=hit.score,
+            fused_rank=i + 1,
+            rerank=rerank[i] if rerank is not None else None,
+            **ranks.get(hit.id, {}),
+        ),
+    )

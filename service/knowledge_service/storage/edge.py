@@ -1,0 +1,193 @@
+"""Qdrant Edge: the real Qdrant engine in-process, on disk under ``data_dir`` (embedded default).
+
+Edge facts this module is built around (see the README): one open shard per directory, so one
+process owns the store; queries hold the GIL; there is no background optimiser, so the service
+calls ``maintain()`` when writes have gone quiet, and optimisation blocks the process while it
+runs (it, too, holds the GIL).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import qdrant_edge as qe
+
+from knowledge_service.core.config import Settings
+from knowledge_service.core.errors import StoreBusy
+from knowledge_service.storage.base import (
+    DENSE,
+    SPARSE,
+    ChunkPoint,
+    FilterDialect,
+    Hit,
+    QueryPlan,
+    Store,
+    UpsertMode,
+)
+
+log = logging.getLogger(__name__)
+_INDEXES = {
+    "namespace": qe.KeywordIndexParams(is_tenant=True),
+    "kind": qe.KeywordIndexParams(),
+    "doc_id": qe.KeywordIndexParams(),
+    "generation": qe.IntegerIndexParams(),
+}
+
+
+class EdgeDialect(FilterDialect):
+    def eq(self, key: str, value: Any) -> Any:
+        return qe.FieldCondition(key, match=qe.MatchValue(value))
+
+    def any(self, key: str, values: list[Any]) -> Any:
+        return qe.FieldCondition(key, match=qe.MatchAny(values))
+
+    def range(self, key: str, bounds: dict[str, float]) -> Any:
+        return qe.FieldCondition(key, range=qe.RangeFloat(**bounds))
+
+    def has_id(self, ids: list[str]) -> Any:
+        return qe.HasIdCondition(set(ids))
+
+    def group(self, must=(), should=(), must_not=()) -> Any:  # type: ignore[no-untyped-def]
+        return qe.Filter(
+            must=list(must) or None, should=list(should) or None, must_not=list(must_not) or None
+        )
+
+
+_MODES = {"upsert": None, "insert": qe.UpdateMode.InsertOnly, "update": qe.UpdateMode.UpdateOnly}
+
+
+class EdgeStore(Store):
+    backend = "edge"
+
+    def __init__(self, settings: Settings, *, dim: int, model: str) -> None:
+        self.path = settings.edge_path / f"{settings.qdrant_collection_prefix}_{model}_{dim}"
+        self.f = EdgeDialect()
+        self._lock = threading.Lock()
+        self._idle_s = settings.optimize_idle_s
+        self._min_points = settings.optimize_min_points
+        self._unoptimised = 0
+        self._last_write = 0.0
+        self.shard = self._open(dim)
+
+    def _open(self, dim: int) -> qe.EdgeShard:
+        try:
+            if self.path.exists() and any(self.path.iterdir()):
+                shard = qe.EdgeShard.load(str(self.path))
+            else:
+                config = qe.EdgeConfig(
+                    vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+                    sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+                )
+                self.path.mkdir(parents=True, exist_ok=True)
+                shard = qe.EdgeShard.create(str(self.path), config)
+        except Exception as exc:
+            if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
+                raise StoreBusy(
+                    f"the store at {self.path} is open in another process (a running service?); "
+                    "stop it or talk to it instead"
+                ) from exc
+            raise
+        existing = shard.info().payload_schema  # a store made by an older version may lack some
+        for name, params in _INDEXES.items():
+            if name not in existing:
+                shard.update(qe.UpdateOperation.create_field_index(name, params))
+        return shard
+
+    # ------------------------------------------------------------------ queries
+
+    def query(self, plan: QueryPlan) -> list[Hit]:
+        f = self.f
+        scope = f.scope(plan.namespace, "chunk", plan.filter)
+        idf = qe.SearchParams(idf=qe.IdfParams(corpus=f.scope(plan.namespace, "chunk")))
+        dense = qe.Query.Nearest(plan.dense, using=DENSE) if plan.dense is not None else None
+        sparse = qe.Query.Nearest(qe.SparseVector(plan.sparse_indices, plan.sparse_values), using=SPARSE)
+        if plan.mode == "dense":
+            req = qe.QueryRequest(limit=plan.limit, query=dense, filter=scope, with_payload=True)
+        elif plan.mode == "sparse":
+            req = qe.QueryRequest(limit=plan.limit, query=sparse, filter=scope, params=idf, with_payload=True)
+        else:
+            fusion = qe.Fusion.Dbsf() if plan.fusion == "dbsf" else qe.Fusion.Rrf(plan.rrf_k, plan.weights)
+            req = qe.QueryRequest(
+                limit=plan.limit,
+                prefetches=[
+                    qe.Prefetch(limit=plan.candidates, query=dense, filter=scope),
+                    qe.Prefetch(limit=plan.candidates, query=sparse, filter=scope, params=idf),
+                ],
+                query=fusion,
+                with_payload=True,
+            )
+        return [Hit(str(p.id), p.score, p.payload or {}) for p in self.shard.query(req)]
+
+    def ping(self) -> None:
+        self.shard.info()
+
+    # ------------------------------------------------------------------ primitives
+
+    def _retrieve(self, ids: list[str]) -> list[dict[str, Any]]:
+        records = self.shard.retrieve(ids, with_payload=True, with_vector=False)
+        return [r.payload for r in records if r.payload]
+
+    def _scroll(
+        self, flt: Any, limit: int, offset: Any, fields: list[str] | bool
+    ) -> tuple[list[dict[str, Any]], Any]:
+        records, next_offset = self.shard.scroll(
+            qe.ScrollRequest(filter=flt, limit=limit, offset=offset, with_payload=fields, with_vector=False)
+        )
+        return [r.payload for r in records if r.payload], next_offset
+
+    def _count(self, flt: Any) -> int:
+        return self.shard.count(qe.CountRequest(filter=flt, exact=True))
+
+    def upsert_chunks(self, points: list[ChunkPoint]) -> None:
+        self._update(
+            qe.UpdateOperation.upsert_points(
+                [
+                    qe.Point(
+                        p.id,
+                        {DENSE: p.dense, SPARSE: qe.SparseVector(p.sparse_indices, p.sparse_values)},
+                        p.payload,
+                    )
+                    for p in points
+                ]
+            ),
+            len(points),
+        )
+
+    def _upsert(
+        self, points: list[tuple[str, dict[str, Any]]], *, mode: UpsertMode = "upsert", condition: Any = None
+    ) -> None:
+        batch = [qe.Point(point_id, {}, payload) for point_id, payload in points]
+        self._update(qe.UpdateOperation.upsert_points(batch, condition=condition, update_mode=_MODES[mode]))
+
+    def _delete(self, flt: Any) -> None:
+        self._update(qe.UpdateOperation.delete_points_by_filter(flt))
+
+    def _update(self, op: qe.UpdateOperation, points: int = 0) -> None:
+        self.shard.update(op)
+        with self._lock:
+            self._unoptimised += points
+            self._last_write = time.monotonic()
+
+    # ------------------------------------------------------------------ upkeep
+
+    def maintain(self) -> bool:
+        with self._lock:
+            due = (
+                self._idle_s > 0
+                and self._unoptimised >= max(self._min_points, 1)
+                and time.monotonic() - self._last_write >= self._idle_s
+            )
+            if not due:
+                return False
+            self._unoptimised = 0
+        started = time.monotonic()
+        changed = self.shard.optimize()
+        log.info("edge optimise took %.1fs (changed=%s)", time.monotonic() - started, changed)
+        return True
+
+    def close(self) -> None:
+        self.shard.flush()
+        self.shard.close()
