@@ -58,9 +58,10 @@ async def test_search_span_tree_and_access_log(
     assert by_name["search"].attributes["profile"] == "default"
 
     line = next(
-        rec for rec in caplog.records if getattr(rec, "route", "") == "/v1/namespaces/{namespace}/search"
+        rec for rec in caplog.records if getattr(rec, "route", "") == "Search" and rec.transport == "http"
     )
-    assert (line.request_id, line.namespace, line.profile, line.status) == ("req-42", "obs", "default", 200)
+    assert (line.request_id, line.namespace, line.profile, line.status) == ("req-42", "obs", "default", "OK")
+    assert line.http_status == 200
     assert line.trace_id == TRACE_ID and line.latency_ms > 0
     assert not hasattr(line, "query")  # no query text unless KNOWLEDGE_LOG_QUERIES
 

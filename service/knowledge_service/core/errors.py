@@ -1,15 +1,16 @@
-"""Domain errors and the one table that maps each to an HTTP status and a gRPC status code."""
+"""Domain errors: the one table that gives each its HTTP status and its gRPC status code name.
+
+``code`` is the name of the gRPC status (``grpc.StatusCode[code]``) and the ``code`` of the JSON
+error body; each front door maps an error through this table and nothing else.
+"""
 
 from __future__ import annotations
-
-import grpc
 
 
 class KnowledgeError(Exception):
     """Base of every error the service reports to a caller."""
 
     http_status = 500
-    grpc_code = grpc.StatusCode.INTERNAL
     code = "INTERNAL"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -28,7 +29,6 @@ class InvalidArgument(KnowledgeError):
     """The request is malformed or over a limit; the message says what to change."""
 
     http_status = 422
-    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
     code = "INVALID_ARGUMENT"
 
 
@@ -42,7 +42,6 @@ class Unauthenticated(KnowledgeError):
     """No API key, or an unknown one."""
 
     http_status = 401
-    grpc_code = grpc.StatusCode.UNAUTHENTICATED
     code = "UNAUTHENTICATED"
 
 
@@ -50,13 +49,11 @@ class PermissionDenied(KnowledgeError):
     """The key is valid but not for this namespace or role."""
 
     http_status = 403
-    grpc_code = grpc.StatusCode.PERMISSION_DENIED
     code = "PERMISSION_DENIED"
 
 
 class NotFound(KnowledgeError):
     http_status = 404
-    grpc_code = grpc.StatusCode.NOT_FOUND
     code = "NOT_FOUND"
 
 
@@ -64,7 +61,6 @@ class Conflict(KnowledgeError):
     """A concurrent change won (e.g. a profile's expected_version is stale); re-read and retry."""
 
     http_status = 409
-    grpc_code = grpc.StatusCode.ABORTED
     code = "ABORTED"
 
 
@@ -72,7 +68,6 @@ class PreconditionFailed(KnowledgeError):
     """A required check did not pass (e.g. the evaluation gate on a profile change)."""
 
     http_status = 412
-    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
     code = "FAILED_PRECONDITION"
 
 
@@ -80,7 +75,6 @@ class Overloaded(KnowledgeError):
     """Too much work in flight; ``retry_after_s`` says when to try again."""
 
     http_status = 429
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
     code = "RESOURCE_EXHAUSTED"
 
     def __init__(self, message: str, *, field: str | None = None, retry_after_s: float = 1.0) -> None:
@@ -97,7 +91,6 @@ class DeadlineExceeded(KnowledgeError):
     """The caller's deadline passed before the work could finish."""
 
     http_status = 504
-    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
     code = "DEADLINE_EXCEEDED"
 
 
@@ -105,7 +98,6 @@ class Unavailable(KnowledgeError):
     """A dependency (store, model) cannot serve; retrying later may help."""
 
     http_status = 503
-    grpc_code = grpc.StatusCode.UNAVAILABLE
     code = "UNAVAILABLE"
 
 
@@ -128,3 +120,23 @@ def from_validation_error(exc: Exception) -> InvalidArgument:
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
     return InvalidArgument("; ".join(parts) or "invalid request", field=first_field)
+
+
+def _table() -> dict[int, str]:
+    table: dict[int, str] = {200: "OK", 400: "INVALID_ARGUMENT", 405: "UNIMPLEMENTED"}
+    stack: list[type[KnowledgeError]] = [KnowledgeError]
+    while stack:
+        cls = stack.pop()
+        table.setdefault(cls.http_status, cls.code)
+        stack.extend(cls.__subclasses__())
+    return table
+
+
+_BY_HTTP_STATUS = _table()
+
+
+def code_for_http_status(status: int) -> str:
+    """The code an HTTP status stands for in this table (2xx is OK), for logs and metrics."""
+    if 200 <= status < 300:
+        return "OK"
+    return _BY_HTTP_STATUS.get(status, "INVALID_ARGUMENT" if 400 <= status < 500 else "INTERNAL")

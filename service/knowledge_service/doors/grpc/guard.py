@@ -5,16 +5,14 @@
   parse. Health checks and reflection are not in the table and pass.
 - ``guarded`` wraps each handler: it checks the request's namespace against the key (once the
   message is parsed), maps errors through the one table (domain errors keep their code, anything
-  else is INTERNAL, never with details), adds the retry-after trailer on overload, counts the call
-  and writes its access log line.
+  else is INTERNAL, never with details), adds the retry-after trailer on overload, and records
+  the call (calls.py: metrics and the access log line, the same as on HTTP).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,9 +20,10 @@ import grpc
 from pydantic import ValidationError
 
 from knowledge_service.core.errors import KnowledgeError, Overloaded, from_validation_error
+from knowledge_service.doors import calls
 from knowledge_service.doors.access import OPERATIONS
+from knowledge_service.doors.calls import Call
 from knowledge_service.ops.auth import ALL, KeyRing
-from knowledge_service.ops.logs import log_request
 
 if TYPE_CHECKING:
     from knowledge_service.ops.metrics import Metrics
@@ -63,18 +62,11 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         return await continuation(details)
 
     async def _refusal(self, continuation: Any, details: Any, err: KnowledgeError, metadata: dict) -> Any:
-        name = details.method.removeprefix(SERVICE)
-        self._metrics.requests.labels("grpc", name, err.grpc_code.name).inc()
-        log_request(
-            transport="grpc",
-            route=name,
-            status=err.grpc_code.name,
-            latency_ms=0.0,
-            request_id=metadata.get("x-request-id") or uuid.uuid4().hex,
-        )
+        call = Call("grpc", details.method.removeprefix(SERVICE), request_id=_request_id(metadata))
+        calls.finish(call, err.code, self._metrics, log_queries=False)
 
         async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(err.grpc_code, err.message, trailing_metadata=_trailers(err))
+            await context.abort(status_of(err), err.message, trailing_metadata=_trailers(err))
 
         handler = await continuation(details)
         # No request deserializer: the refused message is never parsed.
@@ -87,8 +79,13 @@ def authorization(context: grpc.aio.ServicerContext) -> str | None:
     return dict(context.invocation_metadata() or ()).get("authorization")
 
 
-def request_id(context: grpc.aio.ServicerContext) -> str:
-    return dict(context.invocation_metadata() or ()).get("x-request-id") or uuid.uuid4().hex
+def _request_id(metadata: dict[str, Any]) -> str:
+    return metadata.get("x-request-id") or Call.new_id()
+
+
+def status_of(err: KnowledgeError) -> grpc.StatusCode:
+    """The gRPC status of an error, from the one error table (core/errors.py)."""
+    return grpc.StatusCode[err.code]
 
 
 def guarded(handler: _Handler) -> _Handler:
@@ -99,16 +96,18 @@ def guarded(handler: _Handler) -> _Handler:
 
     @functools.wraps(handler)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started = time.perf_counter()
-        code = grpc.StatusCode.OK
+        metadata = dict(context.invocation_metadata() or ())
+        namespace = getattr(request, "namespace", None) or None  # (a stream has none)
+        call = calls.begin(Call("grpc", handler.__name__, _request_id(metadata), namespace=namespace))
+        code = "OK"
         try:
             try:
-                if scope == "namespace" and hasattr(request, "namespace"):  # not a stream's iterator
+                if scope == "namespace" and hasattr(request, "namespace"):
                     keys = self._core.keys
-                    keys.check_namespace(keys.authenticate(authorization(context)), request.namespace)
+                    keys.check_namespace(keys.authenticate(metadata.get("authorization")), request.namespace)
                 return await handler(self, request, context)
             except grpc.aio.AbortError:
-                code = grpc.StatusCode.UNKNOWN
+                code = "UNKNOWN"
                 raise
             except ValidationError as exc:
                 err: KnowledgeError = from_validation_error(exc)
@@ -117,20 +116,11 @@ def guarded(handler: _Handler) -> _Handler:
             except Exception:
                 log.exception("gRPC %s failed", handler.__name__)
                 err = KnowledgeError("internal error")
-            code = err.grpc_code
-            await context.abort(code, err.message, trailing_metadata=_trailers(err))
+            code = err.code
+            await context.abort(status_of(err), err.message, trailing_metadata=_trailers(err))
         finally:
-            elapsed = time.perf_counter() - started
-            if (metrics := getattr(self._core, "metrics", None)) is not None:
-                metrics.requests.labels("grpc", handler.__name__, code.name).inc()
-                metrics.latency.labels("grpc", handler.__name__).observe(elapsed)
-            log_request(
-                transport="grpc",
-                route=handler.__name__,
-                status=code.name,
-                latency_ms=round(elapsed * 1000, 2),
-                request_id=request_id(context),
-                namespace=getattr(request, "namespace", None) or None,
-            )
+            settings = getattr(self._core, "settings", None)
+            log_queries = bool(settings and settings.log_queries)
+            calls.finish(call, code, getattr(self._core, "metrics", None), log_queries=log_queries)
 
     return wrapper  # type: ignore[return-value]

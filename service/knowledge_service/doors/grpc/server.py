@@ -27,6 +27,7 @@ from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.core import limits
 from knowledge_service.core.errors import InvalidArgument, KnowledgeError, from_validation_error
+from knowledge_service.doors import calls
 from knowledge_service.doors.grpc import convert as convert
 from knowledge_service.doors.grpc.guard import AccessInterceptor, authorization, guarded
 from knowledge_service.doors.grpc.profiles import ProfileRpcs
@@ -60,9 +61,11 @@ class KnowledgeServicer(ProfileRpcs, pb_grpc.KnowledgeServiceServicer):
         """Hybrid search over one namespace."""
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
-        return convert.search_response(
-            await self._core.searcher.search(convert.search_request(request), deadline)
-        )
+        req = convert.search_request(request)
+        calls.note(query=req.query)
+        resp = await self._core.searcher.search(req, deadline)
+        calls.note(profile=resp.profile)
+        return convert.search_response(resp)
 
     @guarded
     async def Ingest(self, request: pb.IngestRequest, context: Any) -> pb.IngestResponse:

@@ -9,39 +9,16 @@ Refusals use the service's error shape and table (errors.py).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from knowledge_service.core import limits as L
-from knowledge_service.core.errors import KnowledgeError, Overloaded, PayloadTooLarge
+from knowledge_service.core.errors import KnowledgeError
 from knowledge_service.doors.access import OPERATIONS, Operation
+from knowledge_service.doors.http.errors import BodyTooLarge, error_response, too_large
 from knowledge_service.ops.auth import ALL
-
-
-class BodyTooLarge(HTTPException):
-    """Raised from ``receive`` once a body passes its cap (FastAPI re-raises HTTPExceptions)."""
-
-    def __init__(self, cap: int) -> None:
-        super().__init__(413)
-        self.error = too_large(cap)
-
-
-def too_large(cap: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"request body is over the {cap}-byte cap for this call; send less per request "
-        "(fewer documents or files)",
-        field="body",
-    )
-
-
-def error_response(err: KnowledgeError) -> JSONResponse:
-    headers = {"Retry-After": str(math.ceil(err.retry_after_s))} if isinstance(err, Overloaded) else None
-    return JSONResponse(err.to_dict(), status_code=err.http_status, headers=headers)
 
 
 class AccessGuard:
@@ -75,7 +52,7 @@ class AccessGuard:
 
     @staticmethod
     def _admit(scope: Scope, op: Operation, params: dict[str, Any]) -> Any:
-        keys = scope["app"].state.core.keys
+        keys = scope["app"].state.knowledge.keys
         authorization = _header(scope, b"authorization")
         key = keys.admit(authorization, op.role)
         if op.scope == "namespace":

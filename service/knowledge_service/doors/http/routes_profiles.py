@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import FastAPI, Path, Request
 from pydantic import BaseModel, create_model
 
 from knowledge_service.core import limits as L
+from knowledge_service.doors.http.state import knowledge_of
 from knowledge_service.pipelines.evaluation.comparison import Comparison
 from knowledge_service.schemas.common import parse
 from knowledge_service.schemas.evaluations import EvaluationRequest
@@ -20,20 +21,12 @@ from knowledge_service.schemas.profiles import (
     RollbackRequest,
 )
 
-if TYPE_CHECKING:
-    from knowledge_service.app import Knowledge
-
 NamePath = Annotated[str, Path(pattern=L.NAMESPACE_PATTERN, description="Profile name.")]
 NamespacePath = Annotated[str, Path(pattern=L.NAMESPACE_PATTERN, description="Knowledge base.")]
 PutBody = create_model("PutProfileBody", __base__=PutProfileRequest, name=(str | None, None))
 NamespaceBody = create_model(
     "NamespaceSettingsBody", __base__=NamespaceSettings, namespace=(str | None, None)
 )
-
-
-def core_of(request: Request) -> Knowledge:
-    """The core behind the app (the HTTP guard has already checked the caller's key)."""
-    return request.app.state.core
 
 
 class ProfileList(BaseModel):
@@ -50,34 +43,36 @@ def add_profile_routes(app: FastAPI) -> None:
     @app.get("/v1/profiles", response_model=ProfileList, name="ListProfiles")
     async def list_profiles(request: Request):
         """Every profile at its active version."""
-        return ProfileList(profiles=core_of(request).profiles.list())
+        return ProfileList(profiles=knowledge_of(request).profiles.list())
 
     @app.get("/v1/profiles/{name}", response_model=ProfileOut, name="GetProfile")
     async def get_profile(name: NamePath, request: Request):
         """A profile at its active version."""
-        return core_of(request).profiles.get(parse(ProfileRef, name=name))
+        return knowledge_of(request).profiles.get(parse(ProfileRef, name=name))
 
     @app.put("/v1/profiles/{name}", response_model=ProfileOut, name="PutProfile")
     async def put_profile(name: NamePath, body: PutBody, request: Request):  # type: ignore[valid-type]
         """Create version n+1 and make it active (409: stale expected_version; 412: gate failed)."""
-        return await core_of(request).profiles.put(body.model_copy(update={"name": name}))
+        return await knowledge_of(request).profiles.put(body.model_copy(update={"name": name}))
 
     @app.get("/v1/profiles/{name}/versions", response_model=VersionList, name="ListProfileVersions")
     async def profile_versions(name: NamePath, request: Request):
         """Every version of a profile, oldest first."""
-        return VersionList(versions=await core_of(request).profiles.versions(parse(ProfileRef, name=name)))
+        return VersionList(
+            versions=await knowledge_of(request).profiles.versions(parse(ProfileRef, name=name))
+        )
 
     @app.post("/v1/profiles/{name}/rollback", response_model=ProfileOut, name="RollbackProfile")
     async def rollback_profile(name: NamePath, body: RollbackRequest, request: Request):
         """Make an earlier version's settings active again, as a new version."""
-        return await core_of(request).profiles.rollback(body.model_copy(update={"name": name}))
+        return await knowledge_of(request).profiles.rollback(body.model_copy(update={"name": name}))
 
     @app.get(
         "/v1/namespaces/{namespace}/settings", response_model=NamespaceSettings, name="GetNamespaceSettings"
     )
     async def get_namespace_settings(namespace: NamespacePath, request: Request):
         """A namespace's settings (its default profile)."""
-        return core_of(request).profiles.namespace_settings(parse(NamespaceRef, namespace=namespace))
+        return knowledge_of(request).profiles.namespace_settings(parse(NamespaceRef, namespace=namespace))
 
     @app.put(
         "/v1/namespaces/{namespace}/settings", response_model=NamespaceSettings, name="SetNamespaceSettings"
@@ -85,14 +80,14 @@ def add_profile_routes(app: FastAPI) -> None:
     async def put_namespace_settings(namespace: NamespacePath, body: NamespaceBody, request: Request):  # type: ignore[valid-type]
         """Set a namespace's default profile."""
         settings = parse(NamespaceSettings, namespace=namespace, default_profile=body.default_profile)
-        return await core_of(request).profiles.set_namespace_settings(settings)
+        return await knowledge_of(request).profiles.set_namespace_settings(settings)
 
     @app.post("/v1/evaluations", response_model=Comparison, name="Evaluate")
     async def evaluate(body: EvaluationRequest, request: Request):
         """Run a labelled query set against one or two profiles on a namespace and compare them."""
-        core = core_of(request)
-        core.keys.check_namespace(request.state.api_key, body.namespace)  # named in the body
-        return await core.evaluations.evaluate(body)
+        knowledge = knowledge_of(request)
+        knowledge.keys.check_namespace(request.state.api_key, body.namespace)  # named in the body
+        return await knowledge.evaluations.evaluate(body)
 
 
-__all__ = ["add_profile_routes", "core_of"]
+__all__ = ["add_profile_routes"]
