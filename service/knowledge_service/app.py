@@ -80,8 +80,7 @@ class Knowledge:
             Gate("evaluation", s.max_concurrent_evaluations, EVALUATION_QUEUE_WAIT_S, s.retry_after_s),
         )
         for gate in gates:
-            self.metrics.in_flight.labels(gate.name).set_function(lambda g=gate: g.active)
-            self.metrics.queued.labels(gate.name).set_function(lambda g=gate: g.waiting)
+            self.metrics.watch_gate(gate)
         search_gate, ingest_gate, evaluation_gate = gates
         self.registry = ProfileRegistry(self._meta, poll_s=s.profile_poll_s, redis_url=s.redis_url)
         self.sparse = sparse = SparseEncoder(s)

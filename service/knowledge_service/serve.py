@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import signal
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -40,6 +42,14 @@ def check_exposure(settings: Settings) -> None:
         )
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: ours stop both doors at once."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; then stop accepting on both front doors, let in-flight requests
     finish within ``grpc_grace_s``, and close (flush) the store."""
@@ -50,7 +60,7 @@ async def serve(settings: Settings) -> None:
     grpc_server, grpc_port = create_server(core, settings)
     await start_server(grpc_server)
     grace = settings.grpc_grace_s
-    http = uvicorn.Server(
+    http = _QuietServer(
         uvicorn.Config(
             create_app(settings, core),
             host=settings.http_host,
@@ -62,7 +72,6 @@ async def serve(settings: Settings) -> None:
             timeout_graceful_shutdown=max(1, int(grace)),
         )
     )
-    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours stop both doors
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

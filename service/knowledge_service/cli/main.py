@@ -233,10 +233,13 @@ def bench(
 ) -> None:
     """Measure search latency (median, p99, per second, memory) against an engine-only baseline."""
     from knowledge_service.pipelines.evaluation.datasets import load_beir
+    from knowledge_service.schemas.common import parse
+    from knowledge_service.schemas.search import RetrievalSettings
     from knowledge_service.tools.bench import run_bench
 
     try:
+        chosen = parse(RetrievalSettings, mode=mode).mode
         data = load_beir(dataset, split)
-        typer.echo(json.dumps(asyncio.run(run_bench(Settings(), data, queries, mode))))
+        typer.echo(json.dumps(asyncio.run(run_bench(Settings(), data, queries, chosen))))
     except KnowledgeError as exc:
         raise _fail(exc) from None

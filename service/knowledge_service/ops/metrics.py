@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from knowledge_service.ops.admission import Gate
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -64,6 +66,11 @@ class Metrics:
             ["component"],
             registry=r,
         )
+
+    def watch_gate(self, gate: Gate) -> None:
+        """Read an admission gate's slots in use and its queue at each scrape."""
+        self.in_flight.labels(gate.name).set_function(lambda: gate.active)
+        self.queued.labels(gate.name).set_function(lambda: gate.waiting)
 
     def observe_search(self, timings_ms: dict[str, float], cache_hit: bool, degraded: list[str]) -> None:
         self.cache.labels("error" if "cache" in degraded else "hit" if cache_hit else "miss").inc()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -120,7 +120,9 @@ class FilterDialect(ABC):
     def has_id(self, ids: list[str]) -> Any: ...
 
     @abstractmethod
-    def group(self, must: list[Any] = (), should: list[Any] = (), must_not: list[Any] = ()) -> Any:
+    def group(
+        self, must: Sequence[Any] = (), should: Sequence[Any] = (), must_not: Sequence[Any] = ()
+    ) -> Any:
         """A nested filter; empty lists are omitted."""
 
     def translate(self, flt: Filter) -> Any:

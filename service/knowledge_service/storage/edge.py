@@ -29,7 +29,7 @@ from knowledge_service.storage.base import (
 )
 
 log = logging.getLogger(__name__)
-_INDEXES = {
+_INDEXES: dict[str, qe.KeywordIndexParams | qe.IntegerIndexParams] = {
     "namespace": qe.KeywordIndexParams(is_tenant=True),
     "kind": qe.KeywordIndexParams(),
     "doc_id": qe.KeywordIndexParams(),
@@ -116,7 +116,7 @@ class EdgeStore(Store):
                     qe.Prefetch(limit=plan.candidates, query=dense, filter=scope),
                     qe.Prefetch(limit=plan.candidates, query=sparse, filter=scope, params=idf),
                 ],
-                query=fusion,
+                query=fusion,  # type: ignore[arg-type]  # the stubs leave Fusion's variants out
                 with_payload=True,
             )
         return [Hit(str(p.id), p.score, p.payload or {}) for p in self.shard.query(req)]
@@ -127,7 +127,8 @@ class EdgeStore(Store):
     # ------------------------------------------------------------------ primitives
 
     def _retrieve(self, ids: list[str]) -> list[dict[str, Any]]:
-        records = self.shard.retrieve(ids, with_payload=True, with_vector=False)
+        point_ids: list[Any] = list(ids)  # (the stubs' list type is invariant)
+        records = self.shard.retrieve(point_ids, with_payload=True, with_vector=False)
         return [r.payload for r in records if r.payload]
 
     def _scroll(

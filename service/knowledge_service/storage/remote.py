@@ -65,7 +65,7 @@ class ClientDialect(FilterDialect):
 
 
 _MODES = {"upsert": None, "insert": m.UpdateMode.INSERT_ONLY, "update": m.UpdateMode.UPDATE_ONLY}
-_INDEXES = {
+_INDEXES: dict[str, m.KeywordIndexParams | m.PayloadSchemaType] = {
     "namespace": m.KeywordIndexParams(type="keyword", is_tenant=True),
     "kind": m.PayloadSchemaType.KEYWORD,
     "doc_id": m.PayloadSchemaType.KEYWORD,

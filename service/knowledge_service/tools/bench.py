@@ -15,7 +15,7 @@ from typing import Any
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
 from knowledge_service.pipelines.evaluation.datasets import BeirDataset
-from knowledge_service.schemas.search import SearchRequest
+from knowledge_service.schemas.search import Mode, SearchRequest
 from knowledge_service.storage import QueryPlan
 from knowledge_service.tools.eval_runner import ensure_ingested, eval_namespace
 
@@ -30,7 +30,7 @@ def summarise(samples_ms: list[float]) -> dict[str, float]:
     }
 
 
-async def run_bench(settings: Settings, data: BeirDataset, n: int, mode: str) -> dict[str, Any]:
+async def run_bench(settings: Settings, data: BeirDataset, n: int, mode: Mode) -> dict[str, Any]:
     core = await Knowledge.open(settings)
     try:
         ns = eval_namespace(data)

@@ -107,8 +107,8 @@ async def run_profile_eval(
                 line.update(
                     {
                         "vs": runs[0].name,
-                        "delta": {k: round(v, 4) for k, v in cmp.delta.items()},
-                        "p_value": {k: round(v, 4) for k, v in cmp.p_value.items()},
+                        "delta": {k: round(v, 4) for k, v in (cmp.delta or {}).items()},
+                        "p_value": {k: round(v, 4) for k, v in (cmp.p_value or {}).items()},
                         "wins": cmp.wins,
                         "losses": cmp.losses,
                         "ties": cmp.ties,

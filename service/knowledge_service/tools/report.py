@@ -155,8 +155,8 @@ def _latency_figure(comparison: Comparison) -> Figure:
     handles, labels = [], []
     for (profile, values), colour in zip(series, PALETTE, strict=False):
         if values.size:
-            *_, patches = ax.hist(values, bins=bins, color=colour, alpha=0.55)
-            handles.append(patches[0])
+            *_, patches = ax.hist(values, bins=bins.tolist(), color=colour, alpha=0.55)
+            handles.append(patches[0])  # type: ignore[index]  # one series: a BarContainer
             labels.append(_profile_label(profile).replace("$", r"\$"))  # text, not mathtext
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("queries")

@@ -7,7 +7,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field
 
 from knowledge_service.core import limits as L
 from knowledge_service.core.errors import InvalidArgument
@@ -31,8 +31,14 @@ NamespacePath = Annotated[str, Path(pattern=L.NAMESPACE_PATTERN, description="Kn
 DocIdPath = Annotated[str, Path(min_length=1, max_length=L.MAX_DOC_ID_CHARS)]
 
 # Bodies are the request models without `namespace`, which comes from the path.
-SearchBody = create_model("SearchBody", __base__=SearchRequest, namespace=(str | None, None))
-DeleteBody = create_model("DeleteBody", __base__=DeleteRequest, namespace=(str | None, None))
+
+
+class SearchBody(SearchRequest):
+    namespace: str | None = None  # type: ignore[assignment]  # from the path
+
+
+class DeleteBody(DeleteRequest):
+    namespace: str | None = None  # type: ignore[assignment]  # from the path
 
 
 FILES_FORM: dict[str, Any] = {  # the multipart form, for the OpenAPI page (parsed by uploads.py)
@@ -73,12 +79,12 @@ def add_document_routes(app: FastAPI) -> None:
     @app.post("/v1/namespaces/{namespace}/search", response_model=SearchResponse, name="Search")
     async def search(
         namespace: NamespacePath,
-        body: SearchBody,  # type: ignore[valid-type]
+        body: SearchBody,
         request: Request,
         timeout_ms: Annotated[
             int | None, Header(alias="x-request-timeout-ms", ge=1, description="Deadline for this call.")
         ] = None,
-    ):
+    ) -> SearchResponse:
         """Hybrid search; results are chunks, best first. Stages that would overrun the deadline are cut."""
         deadline = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
         calls.note(query=body.query)
@@ -89,7 +95,7 @@ def add_document_routes(app: FastAPI) -> None:
         return resp
 
     @app.post("/v1/namespaces/{namespace}/documents", response_model=IngestResponse, name="Ingest")
-    async def ingest(namespace: NamespacePath, body: IngestBody, request: Request):
+    async def ingest(namespace: NamespacePath, body: IngestBody, request: Request) -> IngestResponse:
         """Ingest a batch of documents; each gets its own status."""
         return await knowledge_of(request).documents.ingest(
             parse(IngestRequest, namespace=namespace, documents=body.documents)
@@ -101,7 +107,7 @@ def add_document_routes(app: FastAPI) -> None:
         name="IngestFiles",
         openapi_extra=FILES_FORM,
     )
-    async def ingest_files(namespace: NamespacePath, request: Request):
+    async def ingest_files(namespace: NamespacePath, request: Request) -> IngestResponse:
         """Ingest uploaded files (multipart ``files``, optional ``ids`` one per file and ``metadata``
         JSON); id, title and metadata come from each file unless given."""
         knowledge = knowledge_of(request)
@@ -109,7 +115,8 @@ def add_document_routes(app: FastAPI) -> None:
         ids = form.fields.get("ids", [])
         if ids and len(ids) != len(form.files):
             raise InvalidArgument(f"ids: give one per file ({len(form.files)}), or none", field="ids")
-        extra = _json_object((form.fields.get("metadata") or [None])[-1], "metadata")
+        metadata = form.fields.get("metadata")
+        extra = _json_object(metadata[-1] if metadata else None, "metadata")
         docs = []
         for i, upload in enumerate(form.files):
             parsed = await knowledge.parsers.parse(
@@ -129,7 +136,7 @@ def add_document_routes(app: FastAPI) -> None:
     @app.get(
         "/v1/namespaces/{namespace}/documents/{doc_id:path}", response_model=DocumentOut, name="GetDocument"
     )
-    async def get_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request):
+    async def get_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request) -> DocumentOut:
         """One document as stored."""
         return await knowledge_of(request).documents.get(
             parse(DocumentRef, namespace=namespace, doc_id=doc_id)
@@ -140,7 +147,9 @@ def add_document_routes(app: FastAPI) -> None:
         response_model=DeleteResponse,
         name="DeleteDocuments",
     )
-    async def delete_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request):
+    async def delete_document(
+        namespace: NamespacePath, doc_id: DocIdPath, request: Request
+    ) -> DeleteResponse:
         """Delete one document and its chunks."""
         return await knowledge_of(request).documents.delete(
             parse(DeleteRequest, namespace=namespace, ids=[doc_id])
@@ -149,7 +158,9 @@ def add_document_routes(app: FastAPI) -> None:
     @app.post(
         "/v1/namespaces/{namespace}/documents:delete", response_model=DeleteResponse, name="DeleteDocuments"
     )
-    async def delete_documents(namespace: NamespacePath, body: DeleteBody, request: Request):  # type: ignore[valid-type]
+    async def delete_documents(
+        namespace: NamespacePath, body: DeleteBody, request: Request
+    ) -> DeleteResponse:
         """Delete documents by id and/or metadata filter."""
         return await knowledge_of(request).documents.delete(body.model_copy(update={"namespace": namespace}))
 
@@ -158,7 +169,7 @@ def add_document_routes(app: FastAPI) -> None:
         namespace: NamespacePath,
         request: Request,
         filter: Annotated[str | None, Query(description="Metadata filter as JSON.")] = None,
-    ):
+    ) -> CountResponse:
         """Documents and live chunks in the namespace (optionally matching a filter)."""
         flt = _json_object(filter, "filter") or None
         return await knowledge_of(request).documents.count(

@@ -128,6 +128,6 @@ async def read_form(content_type: str | None, chunks: AsyncIterator[bytes]) -> F
 
 
 def _callbacks(parts: _Parts) -> dict[str, object]:
-    names = ("part_begin", "header_field", "header_value", "header_end", "headers_finished")
+    names: tuple[str, ...] = ("part_begin", "header_field", "header_value", "header_end", "headers_finished")
     names += ("part_data", "part_end")
     return {f"on_{n}": getattr(parts, f"on_{n}") for n in names}

@@ -38,7 +38,7 @@ async def delete(store: AsyncStore, writes: Writes, req: DeleteRequest) -> Delet
         version = await store.get_index_version(ns)
         return DeleteResponse(deleted=0, index_version=version)
 
-    async with writes.index_write(ns) as version:
+    async with writes.index_write(ns) as written:
         if by_id:
             deleted |= await _delete_page(store, writes, ns, list(by_id.values()))
         if req.filter:
@@ -50,7 +50,7 @@ async def delete(store: AsyncStore, writes: Writes, req: DeleteRequest) -> Delet
                 )
                 if offset is None:
                     break
-    return DeleteResponse(deleted=len(deleted), index_version=version.value)
+    return DeleteResponse(deleted=len(deleted), index_version=written.value)
 
 
 async def _delete_page(store: AsyncStore, writes: Writes, ns: str, records: list[dict[str, Any]]) -> set[str]:

@@ -16,6 +16,7 @@ numbers only grow (a rollback writes a new version), so a cache key holding one 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import re
@@ -90,7 +91,7 @@ class ProfileRegistry:
             )
         return head
 
-    def list(self) -> list[ProfileOut]:
+    def list(self) -> builtins.list[ProfileOut]:
         return [self._heads[n] for n in sorted(self._heads)]
 
     def get(self, name: str) -> ProfileOut:
@@ -102,7 +103,7 @@ class ProfileRegistry:
     def namespace_default(self, namespace: str) -> str:
         return self._ns_default.get(namespace, DEFAULT)
 
-    async def versions(self, name: str) -> list[ProfileOut]:
+    async def versions(self, name: str) -> builtins.list[ProfileOut]:
         """Every stored version of a profile, oldest first (read from the store, not this replica's view)."""
         self.get(name)  # NotFound for an unknown profile
         records = await self._meta.scan("profile_version")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from knowledge_service.pipelines.evaluation.service import Evaluations
+import builtins
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
 from knowledge_service.pipelines.profiles.registry import ProfileRegistry
 from knowledge_service.schemas.profiles import (
     NamespaceRef,
@@ -10,16 +13,24 @@ from knowledge_service.schemas.profiles import (
     ProfileOut,
     ProfileRef,
     PutProfileRequest,
+    RequireEval,
     RollbackRequest,
 )
+from knowledge_service.schemas.search import RetrievalSettings
+
+
+class Gatekeeper(Protocol):
+    """What runs the require_eval gate (pipelines.evaluation.Evaluations)."""
+
+    def gate_check(self, name: str, rule: RequireEval) -> Callable[[RetrievalSettings], Awaitable[None]]: ...
 
 
 class Profiles:
-    def __init__(self, registry: ProfileRegistry, evaluations: Evaluations) -> None:
+    def __init__(self, registry: ProfileRegistry, gatekeeper: Gatekeeper) -> None:
         self._registry = registry
-        self._evaluations = evaluations
+        self._gatekeeper = gatekeeper
 
-    def list(self) -> list[ProfileOut]:
+    def list(self) -> builtins.list[ProfileOut]:
         """Every profile at its active version."""
         return self._registry.list()
 
@@ -27,13 +38,13 @@ class Profiles:
         """A profile at its active version."""
         return self._registry.get(ref.name)
 
-    async def versions(self, ref: ProfileRef) -> list[ProfileOut]:
+    async def versions(self, ref: ProfileRef) -> builtins.list[ProfileOut]:
         """Every version of a profile, oldest first."""
         return await self._registry.versions(ref.name)
 
     async def put(self, req: PutProfileRequest) -> ProfileOut:
         """New version of a profile; with ``require_eval``, only if it passes the gate."""
-        check = self._evaluations.gate_check(req.name, req.require_eval) if req.require_eval else None
+        check = self._gatekeeper.gate_check(req.name, req.require_eval) if req.require_eval else None
         return await self._registry.put(req.name, req.settings, req.expected_version, req.note, check)
 
     async def rollback(self, req: RollbackRequest) -> ProfileOut:
