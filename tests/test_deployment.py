@@ -661,3 +661,23 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = PRODUCTION.read_text()
     missing = [f for f in Settings.model_fields if f"`KNOWLEDGE_{f.upper()}`" not in readme]
     assert not missing, f"settings missing from the README's configuration table: {missing}"
+
+
+def test_the_readme_profile_table_gives_the_real_defaults() -> None:
+    """Each row of the README's profile settings table names a setting and its true default."""
+    from knowledge_service.schemas.search import RetrievalSettings
+
+    readme = PRODUCTION.read_text()
+    start = readme.index("| setting | default | meaning |", readme.index("## Tune retrieval"))
+    table = readme[start:].split("\n\n", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| (.+?) \|", table, re.MULTILINE))
+    defaults = RetrievalSettings().model_dump(exclude_none=True)
+    assert set(rows) == set(RetrievalSettings.model_fields), "the table lists every setting once"
+    for name, value in defaults.items():
+        shown = rows[name].strip("`")
+        if isinstance(value, dict):
+            assert json.loads(shown) == {k: v for k, v in value.items() if k == "method"}, name
+        else:
+            expected = value if isinstance(value, str) else json.dumps(value)
+            assert shown == expected, f"{name}: README says {shown}, the code {value!r}"
+    assert rows["score_threshold"] == "none"
