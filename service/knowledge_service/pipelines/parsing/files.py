@@ -16,6 +16,7 @@ from typing import Literal
 
 from knowledge_service.core import limits as L
 from knowledge_service.core.errors import InvalidArgument
+from knowledge_service.pipelines.parsing.limits import ParseLimits, TooMuchText
 
 Format = Literal["text", "markdown", "html", "pdf"]
 Scalar = str | int | float | bool
@@ -88,24 +89,6 @@ _LONG_DECIMAL_REF = re.compile(r"&#([0-9]{8,})")
 
 
 @dataclass(frozen=True)
-class ParseLimits:
-    """What parsing one file may cost; parse_file enforces text and pages, ParserPool time and memory."""
-
-    max_chars: int = L.MAX_DOC_CHARS
-    max_pages: int = 2_000
-    timeout_s: float = 20.0
-    memory_mb: int = 256
-
-
-class _TooMuchText(BaseException):
-    """Stops a parser once its text passes max_chars (a BaseException: pypdf catches Exception)."""
-
-    def __init__(self, chars: int) -> None:
-        super().__init__(chars)
-        self.chars = chars  # characters produced when the parser was stopped
-
-
-@dataclass(frozen=True)
 class ParsedFile:
     """A file turned into the fields of a DocumentIn (doc_id may be overridden by the caller)."""
 
@@ -121,7 +104,7 @@ def parse_file(
     content_type: str | None = None,
     *,
     field: str = "file",
-    limits: ParseLimits = ParseLimits(),
+    limits: ParseLimits = ParseLimits(),  # noqa: B008 (frozen)
 ) -> ParsedFile:
     """Parse one uploaded file; raise InvalidArgument (naming `field`) when it cannot be used.
 
@@ -162,8 +145,8 @@ def parse_file(
                 title = None
         text = text.strip()
         if len(text) > limits.max_chars:
-            raise _TooMuchText(len(text))
-    except _TooMuchText as exc:
+            raise TooMuchText(len(text))
+    except TooMuchText as exc:
         raise InvalidArgument(
             f"{where}: more than {limits.max_chars} characters of text (MAX_DOC_CHARS); "
             "split it into smaller files",
@@ -319,7 +302,7 @@ class _HtmlText:
         self.parts.append(chunk)
         self.chars += len(chunk)
         if self.chars > self.max_chars:
-            raise _TooMuchText(self.chars)
+            raise TooMuchText(self.chars)
         if len(self.parts) >= 4096:  # short strings take ~50 bytes each: join them in blocks
             self.blocks.append("".join(self.parts))
             self.parts.clear()
@@ -464,7 +447,7 @@ def _parse_markdown(text: str, max_chars: int) -> tuple[str | None, str, dict[st
                 front[match[1]] = value
         body = rest[closing.end() + 1 :]
     if len(body.strip()) > max_chars:  # before looking at every line for a title
-        raise _TooMuchText(len(body.strip()))
+        raise TooMuchText(len(body.strip()))
     if title is None:
         fence = ""
         for line in _lines(body):
@@ -553,7 +536,7 @@ class _PdfBudget:
 
     def _check(self) -> None:
         if self.chars + self.unreported > self.max_chars:
-            raise _TooMuchText(self.chars + self.unreported)
+            raise TooMuchText(self.chars + self.unreported)
 
 
 def _parse_pdf(data: bytes, where: str, field: str, limits: ParseLimits) -> tuple[str | None, str, int]:
@@ -580,7 +563,7 @@ def _parse_pdf(data: bytes, where: str, field: str, limits: ParseLimits) -> tupl
                     total += len(text) + 2 * bool(texts)  # "\n\n" between pages
                     texts.append(text)
                 if total > limits.max_chars:
-                    raise _TooMuchText(total)
+                    raise TooMuchText(total)
             title = reader.metadata.title if reader.metadata else None
     except (InvalidArgument, MemoryError):
         raise
