@@ -10,6 +10,7 @@ from typing import Literal
 
 from knowledge_service.core import limits as L
 from knowledge_service.core.errors import InvalidArgument
+from knowledge_service.pipelines.parsing.decode import decode_text
 from knowledge_service.pipelines.parsing.html import parse_html
 from knowledge_service.pipelines.parsing.limits import ParseLimits, TooMuchText
 from knowledge_service.pipelines.parsing.markdown import Scalar, parse_markdown
@@ -81,7 +82,7 @@ def parse_file(
             title, text, pages = parse_pdf(data, where, field, limits)
             metadata["pages"] = pages
         else:
-            text = _decode(data, where, field)
+            text = decode_text(data, where, field)
             if fmt is None:
                 sniff = text.lstrip()[:14].lower()
                 fmt = "html" if sniff.startswith(("<!doctype html", "<html")) else "text"
@@ -139,7 +140,7 @@ def iter_files(paths: list[Path]) -> Iterator[tuple[Path, str]]:
             yield path, doc_id
 
 
-# ----------------------------------------------------------------------------- detection, decoding
+# ----------------------------------------------------------------------------- detection
 
 
 def _names(filename: str) -> tuple[str, str]:
@@ -160,22 +161,3 @@ def _detect_format(name: str, data: bytes, content_type: str | None) -> Format |
     mime = (content_type or "").split(";", 1)[0].strip().lower()
     fmt = _BY_EXTENSION.get(_extension(name)) or _BY_CONTENT_TYPE.get(mime)
     return fmt or ("pdf" if data.lstrip()[:5] == b"%PDF-" else None)
-
-
-def _decode(data: bytes, where: str, field: str) -> str:
-    try:
-        if data.startswith(b"\xef\xbb\xbf"):
-            text = data[3:].decode("utf-8")
-        elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            text = data.decode("utf-16")  # the BOM picks the byte order and is dropped
-        else:
-            text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = "\x00"
-    if "\x00" in text:
-        raise InvalidArgument(
-            f"{where}: not UTF-8 text, HTML, Markdown or PDF; convert it to one of these "
-            "(UTF-16 is read only with a byte-order mark)",
-            field=field,
-        )
-    return text.replace("\r\n", "\n").replace("\r", "\n")
