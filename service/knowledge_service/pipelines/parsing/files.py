@@ -140,7 +140,7 @@ def iter_files(paths: list[Path]) -> Iterator[tuple[Path, str]]:
             yield path, doc_id
 
 
-# ----------------------------------------------------------------------------- detection
+# ----------------------------------------------------------------------------- file names, detection
 
 
 def _names(filename: str) -> tuple[str, str]:

@@ -8,8 +8,8 @@ import re
 from knowledge_service.core.errors import InvalidArgument
 from knowledge_service.pipelines.parsing.limits import ParseLimits, TooMuchText
 
-# Runs on user input, so it must run in linear time: one character class, no repetition.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Every regex here runs on user input, so each must run in linear time.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # one character class, no repetition
 
 
 class _PdfBudget:
