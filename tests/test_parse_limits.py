@@ -18,7 +18,8 @@ import pytest
 
 from knowledge_service.core import limits as L
 from knowledge_service.core.errors import InvalidArgument, Unavailable
-from knowledge_service.pipelines.parsing.files import ParseLimits, parse_file
+from knowledge_service.pipelines.parsing.files import parse_file
+from knowledge_service.pipelines.parsing.limits import ParseLimits
 from knowledge_service.pipelines.parsing.pool import ParserPool
 from test_parsing import pdf_file
 

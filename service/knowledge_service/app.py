@@ -24,7 +24,7 @@ from knowledge_service.pipelines.documents.sweeper import Sweeper
 from knowledge_service.pipelines.documents.writes import Writes
 from knowledge_service.pipelines.evaluation.service import EVALUATION_QUEUE_WAIT_S, Evaluations
 from knowledge_service.pipelines.health import Health
-from knowledge_service.pipelines.parsing.files import ParseLimits
+from knowledge_service.pipelines.parsing.limits import ParseLimits
 from knowledge_service.pipelines.parsing.pool import ParserPool
 from knowledge_service.pipelines.profiles.registry import ProfileRegistry
 from knowledge_service.pipelines.profiles.service import Profiles

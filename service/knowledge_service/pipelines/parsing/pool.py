@@ -31,7 +31,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from knowledge_service.core.errors import InvalidArgument, Unavailable
-from knowledge_service.pipelines.parsing.files import ParsedFile, ParseLimits, file_label, parse_file
+from knowledge_service.pipelines.parsing.files import ParsedFile, file_label, parse_file
+from knowledge_service.pipelines.parsing.limits import ParseLimits
 
 __all__ = ["ParseLimits", "ParserPool"]
 
