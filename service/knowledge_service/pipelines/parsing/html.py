@@ -157,7 +157,7 @@ def _scan_html(markup: str, out: _HtmlText) -> None:
         name_from = j + 1 + is_end
         tag = None
         if markup[name_from : name_from + 1] in _ASCII_LETTERS:
-            name_end = _TAG_NAME.match(markup, name_from).end()
+            name_end = _end_of(_TAG_NAME, markup, name_from)
             tag, k = markup[name_from:name_end].lower(), _tag_end(markup, name_end)
         elif markup.startswith("<!--", j):
             k = _past(markup, "-->", j + 2)  # from j + 2: "<!-->" and "<!--->" are comments too
@@ -229,11 +229,18 @@ def _tag_end(markup: str, k: int) -> int:
         eq = markup.find("=", k, gt)
         if eq < 0:
             return gt + 1
-        value = _SPACES.match(markup, eq + 1).end()  # stops at the ">" at the latest
+        value = _end_of(_SPACES, markup, eq + 1)  # stops at the ">" at the latest
         quote = markup[value]
         if quote in "\"'":
             k = markup.find(quote, value + 1) + 1
             if not k:
                 return -1
         else:
-            k = _UNQUOTED.match(markup, value).end()
+            k = _end_of(_UNQUOTED, markup, value)
+
+
+def _end_of(pattern: re.Pattern[str], markup: str, pos: int) -> int:
+    """Where ``pattern``'s match at ``pos`` ends (these patterns also match the empty string)."""
+    match = pattern.match(markup, pos)
+    assert match is not None
+    return match.end()

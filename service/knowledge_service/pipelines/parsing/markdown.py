@@ -38,7 +38,9 @@ def parse_markdown(text: str, max_chars: int) -> tuple[str | None, str, dict[str
     if first.rstrip() == "---" and newline and (closing := _FRONT_END.search(rest)):
         for line in _lines(rest, 0, closing.start()):
             match = _FRONT_PAIR.fullmatch(line.rstrip())
-            value = _front_value(match[2]) if match and match[2] else None
+            if match is None or not match[2]:
+                continue
+            value = _front_value(match[2])
             if value is None or not _META_KEY.match(match[1]):
                 continue
             if match[1] == "title":
