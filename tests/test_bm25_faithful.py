@@ -16,8 +16,8 @@ from knowledge_service.models.sparse import SparseEncoder
 from knowledge_service.pipelines.evaluation.datasets import load_beir
 from knowledge_service.pipelines.evaluation.scoring import evaluate
 from knowledge_service.storage import ChunkPoint, QueryPlan
-from knowledge_service.storage.base import chunk_point_id
 from knowledge_service.storage.edge import EdgeStore
+from knowledge_service.storage.points import chunk_point_id
 from knowledge_service.storage.remote import RemoteStore
 from oracle import engine_tokens, rank_bm25_run
 

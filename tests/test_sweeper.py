@@ -10,7 +10,7 @@ from faults import Faults
 from knowledge_service.app import Knowledge
 from knowledge_service.schemas.documents import CountRequest, DeleteRequest, IngestRequest
 from knowledge_service.storage import ChunkPoint, Marker
-from knowledge_service.storage.base import chunk_point_id
+from knowledge_service.storage.points import chunk_point_id
 
 NS = "kb"
 TEXT = " ".join(f"Paragraph {i} describes the deployment checklist in detail." for i in range(30))

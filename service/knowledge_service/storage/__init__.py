@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from knowledge_service.core.config import Settings
-from knowledge_service.storage.base import ChunkPoint, Hit, Marker, QueryPlan, Store
+from knowledge_service.storage.base import Store
 from knowledge_service.storage.meta import ClientMetaStore, EdgeMetaStore, MetaStore
+from knowledge_service.storage.points import ChunkPoint, Hit, Marker, QueryPlan
 
 
 def open_store(settings: Settings, *, dim: int, model: str) -> Store:

@@ -25,127 +25,17 @@ from __future__ import annotations
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Any, Literal
 
 from knowledge_service.core.errors import Unavailable
 from knowledge_service.schemas.filters import Filter
+from knowledge_service.storage.dialect import FilterDialect
+from knowledge_service.storage.points import ChunkPoint, Hit, Marker, QueryPlan, doc_point_id, ns_point_id
 
-_IDS = uuid.UUID("6f1c1f0e-52f4-4d0a-9d59-2b7a3c1e8a11")
-
-DENSE = "dense"
-SPARSE = "bm25"
 UpsertMode = Literal["upsert", "insert", "update"]
 CAS_ATTEMPTS = 50
-
-
-def doc_point_id(namespace: str, doc_id: str) -> str:
-    return str(uuid.uuid5(_IDS, f"doc\x00{namespace}\x00{doc_id}"))
-
-
-def ns_point_id(namespace: str) -> str:
-    return str(uuid.uuid5(_IDS, f"ns\x00{namespace}"))
-
-
-def chunk_point_id(namespace: str, doc_id: str, generation: int, index: int) -> str:
-    return str(uuid.uuid5(_IDS, f"chunk\x00{namespace}\x00{doc_id}\x00{generation}\x00{index}"))
-
-
-def marker_point_id(namespace: str, doc_id: str, generation: int) -> str:
-    return str(uuid.uuid5(_IDS, f"gc\x00{namespace}\x00{doc_id}\x00{generation}"))
-
-
-@dataclass(frozen=True)
-class ChunkPoint:
-    id: str
-    dense: list[float]
-    sparse_indices: list[int]
-    sparse_values: list[float]
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Marker:
-    """Chunks of ``generation`` may have to go once it is not the document's live generation."""
-
-    namespace: str
-    doc_id: str
-    generation: int
-    role: Literal["new", "old"]  # old: was live when written, so once replaced it never returns
-    created_at: float = field(default_factory=time.time)
-
-    @property
-    def point_id(self) -> str:
-        return marker_point_id(self.namespace, self.doc_id, self.generation)
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: str
-    score: float
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class QueryPlan:
-    """One engine-side query: a single leg, or both legs prefetched and fused."""
-
-    namespace: str
-    mode: Literal["hybrid", "dense", "sparse"]
-    limit: int
-    candidates: int
-    dense: list[float] | None = None
-    sparse_indices: list[int] = field(default_factory=list)
-    sparse_values: list[float] = field(default_factory=list)
-    fusion: Literal["rrf", "dbsf"] = "rrf"
-    rrf_k: int = 60
-    weights: list[float] | None = None
-    filter: Filter | None = None
-
-
-class FilterDialect(ABC):
-    """Builds one backend's filter objects; ``translate`` walks the canonical filter with it."""
-
-    @abstractmethod
-    def eq(self, key: str, value: Any) -> Any: ...
-
-    @abstractmethod
-    def any(self, key: str, values: list[Any]) -> Any: ...
-
-    @abstractmethod
-    def range(self, key: str, bounds: dict[str, float]) -> Any: ...
-
-    @abstractmethod
-    def has_id(self, ids: list[str]) -> Any: ...
-
-    @abstractmethod
-    def group(
-        self, must: Sequence[Any] = (), should: Sequence[Any] = (), must_not: Sequence[Any] = ()
-    ) -> Any:
-        """A nested filter; empty lists are omitted."""
-
-    def translate(self, flt: Filter) -> Any:
-        """The canonical metadata filter (see filters.py) as this backend's filter."""
-        if "and" in flt:
-            return self.group(must=[self.translate(f) for f in flt["and"]])
-        if "or" in flt:
-            return self.group(should=[self.translate(f) for f in flt["or"]])
-        if "not" in flt:
-            return self.group(must_not=[self.translate(flt["not"])])
-        key = f"metadata.{flt['field']}"
-        if "eq" in flt:
-            return self.eq(key, flt["eq"])
-        if "any" in flt:
-            return self.any(key, flt["any"])
-        return self.range(key, flt["range"])
-
-    def scope(self, namespace: str, kind: str, flt: Filter | None = None, *extra: Any) -> Any:
-        """Points of one kind in one namespace, optionally narrowed by a metadata filter."""
-        must = [self.eq("namespace", namespace), self.eq("kind", kind), *extra]
-        if flt:
-            must.append(self.translate(flt))
-        return self.group(must=must)
 
 
 class Store(ABC):

@@ -17,16 +17,9 @@ import qdrant_edge as qe
 
 from knowledge_service.core.config import Settings
 from knowledge_service.core.errors import StoreBusy
-from knowledge_service.storage.base import (
-    DENSE,
-    SPARSE,
-    ChunkPoint,
-    FilterDialect,
-    Hit,
-    QueryPlan,
-    Store,
-    UpsertMode,
-)
+from knowledge_service.storage.base import Store, UpsertMode
+from knowledge_service.storage.dialect import FilterDialect
+from knowledge_service.storage.points import DENSE, SPARSE, ChunkPoint, Hit, QueryPlan
 
 log = logging.getLogger(__name__)
 _INDEXES: dict[str, qe.KeywordIndexParams | qe.IntegerIndexParams] = {

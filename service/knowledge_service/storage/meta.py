@@ -13,7 +13,7 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from knowledge_service.storage.base import _IDS
+from knowledge_service.storage.points import _IDS
 
 _SCAN_PAGE = 1_000
 

@@ -16,16 +16,9 @@ from qdrant_client import models as m
 
 from knowledge_service.core.config import Settings
 from knowledge_service.core.errors import KnowledgeError, Unavailable
-from knowledge_service.storage.base import (
-    DENSE,
-    SPARSE,
-    ChunkPoint,
-    FilterDialect,
-    Hit,
-    QueryPlan,
-    Store,
-    UpsertMode,
-)
+from knowledge_service.storage.base import Store, UpsertMode
+from knowledge_service.storage.dialect import FilterDialect
+from knowledge_service.storage.points import DENSE, SPARSE, ChunkPoint, Hit, QueryPlan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from knowledge_service.schemas.filters import Filter
-from knowledge_service.storage.base import ChunkPoint, Hit, Marker, QueryPlan, Store
+from knowledge_service.storage.base import Store
 from knowledge_service.storage.meta import MetaStore
+from knowledge_service.storage.points import ChunkPoint, Hit, Marker, QueryPlan
 
 T = TypeVar("T")
 

@@ -32,7 +32,7 @@ from knowledge_service.pipelines.documents.settle import repair, settle, shielde
 from knowledge_service.pipelines.documents.writes import Writes
 from knowledge_service.schemas.documents import DocumentIn, IngestRequest, IngestResponse, IngestResult
 from knowledge_service.storage import ChunkPoint, Marker
-from knowledge_service.storage.base import chunk_point_id
+from knowledge_service.storage.points import chunk_point_id
 from knowledge_service.storage.runner import AsyncStore
 
 log = logging.getLogger(__name__)
