@@ -35,8 +35,8 @@ $(STAMP): pyproject.toml client/pyproject.toml $(LOCK)
 # under pip's own configuration, so the lock matches what `pip install` does here: it sees the
 # local CPU torch wheel (find-links) and the machine's torch cap (/etc/xdg/pip) and pins
 # torch 2.13.0+cpu with that wheel's hash. uv pip compile reads none of pip's configuration.
-# pip-tools lives in its own venv (.venv-lock), pinned with the pip it was tested against, so
-# locking never depends on the environment it produces. --unsafe-package keeps the two local
+# pip-tools lives in its own venv (.venv-lock), pinned together with a pip it works with (it
+# drives pip's internals), so locking never depends on the environment it produces. --unsafe-package keeps the two local
 # distributions out (the warning pip-compile prints about them is expected); the lock holds no
 # index or find-links lines, so pip's configuration decides where files come from.
 LOCK_VENV := .venv-lock
