@@ -60,6 +60,8 @@ test: install
 
 lint: install
 	$(BIN)/ruff check service tests scripts client
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 stubs: install
 	$(BIN)/python scripts/generate_stubs.py
