@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from knowledge_service.core import limits as L
 from knowledge_service.core.errors import InvalidArgument
 from knowledge_service.doors import calls
+from knowledge_service.doors.http.routing import Routes
 from knowledge_service.doors.http.state import knowledge_of
 from knowledge_service.doors.http.uploads import read_form
 from knowledge_service.schemas.common import parse
@@ -73,108 +74,106 @@ class IngestBody(BaseModel):
     )
 
 
+routes = Routes()  # Search, ingest (JSON and files), get, delete and count.
+
+
+@routes.route("POST", "/v1/namespaces/{namespace}/search", name="Search")
+async def search(
+    namespace: NamespacePath,
+    body: SearchBody,
+    request: Request,
+    timeout_ms: Annotated[
+        int | None, Header(alias="x-request-timeout-ms", ge=1, description="Deadline for this call.")
+    ] = None,
+) -> SearchResponse:
+    """Hybrid search; results are chunks, best first. Stages that would overrun the deadline are cut."""
+    deadline = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
+    calls.note(query=body.query)
+    resp = await knowledge_of(request).searcher.search(
+        body.model_copy(update={"namespace": namespace}), deadline
+    )
+    calls.note(profile=resp.profile)
+    return resp
+
+
+@routes.route("POST", "/v1/namespaces/{namespace}/documents", name="Ingest")
+async def ingest(namespace: NamespacePath, body: IngestBody, request: Request) -> IngestResponse:
+    """Ingest a batch of documents; each gets its own status."""
+    return await knowledge_of(request).documents.ingest(
+        parse(IngestRequest, namespace=namespace, documents=body.documents)
+    )
+
+
+@routes.route(
+    "POST",
+    "/v1/namespaces/{namespace}/files",
+    name="IngestFiles",
+    openapi_extra=FILES_FORM,
+)
+async def ingest_files(namespace: NamespacePath, request: Request) -> IngestResponse:
+    """Ingest uploaded files (multipart ``files``, optional ``ids`` one per file and ``metadata``
+    JSON); id, title and metadata come from each file unless given."""
+    knowledge = knowledge_of(request)
+    form = await read_form(request.headers.get("content-type"), request.stream())
+    ids = form.fields.get("ids", [])
+    if ids and len(ids) != len(form.files):
+        raise InvalidArgument(f"ids: give one per file ({len(form.files)}), or none", field="ids")
+    metadata = form.fields.get("metadata")
+    extra = _json_object(metadata[-1] if metadata else None, "metadata")
+    docs = []
+    for i, upload in enumerate(form.files):
+        parsed = await knowledge.parsers.parse(
+            upload.filename or f"file-{i}", bytes(upload.data), upload.content_type, field=f"files[{i}]"
+        )
+        upload.data.clear()  # each file's bytes are freed once it is parsed
+        docs.append(
+            {
+                "id": ids[i] if ids else parsed.doc_id,
+                "text": parsed.text,
+                "title": parsed.title,
+                "metadata": {**parsed.metadata, **extra},
+            }
+        )
+    return await knowledge.documents.ingest(parse(IngestRequest, namespace=namespace, documents=docs))
+
+
+@routes.route("GET", "/v1/namespaces/{namespace}/documents/{doc_id:path}", name="GetDocument")
+async def get_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request) -> DocumentOut:
+    """One document as stored."""
+    return await knowledge_of(request).documents.get(parse(DocumentRef, namespace=namespace, doc_id=doc_id))
+
+
+@routes.route(
+    "DELETE",
+    "/v1/namespaces/{namespace}/documents/{doc_id:path}",
+    name="DeleteDocuments",
+)
+async def delete_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request) -> DeleteResponse:
+    """Delete one document and its chunks."""
+    return await knowledge_of(request).documents.delete(
+        parse(DeleteRequest, namespace=namespace, ids=[doc_id])
+    )
+
+
+@routes.route("POST", "/v1/namespaces/{namespace}/documents:delete", name="DeleteDocuments")
+async def delete_documents(namespace: NamespacePath, body: DeleteBody, request: Request) -> DeleteResponse:
+    """Delete documents by id and/or metadata filter."""
+    return await knowledge_of(request).documents.delete(body.model_copy(update={"namespace": namespace}))
+
+
+@routes.route("GET", "/v1/namespaces/{namespace}/count", name="CountDocuments")
+async def count(
+    namespace: NamespacePath,
+    request: Request,
+    filter: Annotated[str | None, Query(description="Metadata filter as JSON.")] = None,
+) -> CountResponse:
+    """Documents and live chunks in the namespace (optionally matching a filter)."""
+    flt = _json_object(filter, "filter") or None
+    return await knowledge_of(request).documents.count(parse(CountRequest, namespace=namespace, filter=flt))
+
+
 def add_document_routes(app: FastAPI) -> None:
-    """Search, ingest (JSON and files), get, delete and count."""
-
-    @app.post("/v1/namespaces/{namespace}/search", response_model=SearchResponse, name="Search")
-    async def search(
-        namespace: NamespacePath,
-        body: SearchBody,
-        request: Request,
-        timeout_ms: Annotated[
-            int | None, Header(alias="x-request-timeout-ms", ge=1, description="Deadline for this call.")
-        ] = None,
-    ) -> SearchResponse:
-        """Hybrid search; results are chunks, best first. Stages that would overrun the deadline are cut."""
-        deadline = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
-        calls.note(query=body.query)
-        resp = await knowledge_of(request).searcher.search(
-            body.model_copy(update={"namespace": namespace}), deadline
-        )
-        calls.note(profile=resp.profile)
-        return resp
-
-    @app.post("/v1/namespaces/{namespace}/documents", response_model=IngestResponse, name="Ingest")
-    async def ingest(namespace: NamespacePath, body: IngestBody, request: Request) -> IngestResponse:
-        """Ingest a batch of documents; each gets its own status."""
-        return await knowledge_of(request).documents.ingest(
-            parse(IngestRequest, namespace=namespace, documents=body.documents)
-        )
-
-    @app.post(
-        "/v1/namespaces/{namespace}/files",
-        response_model=IngestResponse,
-        name="IngestFiles",
-        openapi_extra=FILES_FORM,
-    )
-    async def ingest_files(namespace: NamespacePath, request: Request) -> IngestResponse:
-        """Ingest uploaded files (multipart ``files``, optional ``ids`` one per file and ``metadata``
-        JSON); id, title and metadata come from each file unless given."""
-        knowledge = knowledge_of(request)
-        form = await read_form(request.headers.get("content-type"), request.stream())
-        ids = form.fields.get("ids", [])
-        if ids and len(ids) != len(form.files):
-            raise InvalidArgument(f"ids: give one per file ({len(form.files)}), or none", field="ids")
-        metadata = form.fields.get("metadata")
-        extra = _json_object(metadata[-1] if metadata else None, "metadata")
-        docs = []
-        for i, upload in enumerate(form.files):
-            parsed = await knowledge.parsers.parse(
-                upload.filename or f"file-{i}", bytes(upload.data), upload.content_type, field=f"files[{i}]"
-            )
-            upload.data.clear()  # each file's bytes are freed once it is parsed
-            docs.append(
-                {
-                    "id": ids[i] if ids else parsed.doc_id,
-                    "text": parsed.text,
-                    "title": parsed.title,
-                    "metadata": {**parsed.metadata, **extra},
-                }
-            )
-        return await knowledge.documents.ingest(parse(IngestRequest, namespace=namespace, documents=docs))
-
-    @app.get(
-        "/v1/namespaces/{namespace}/documents/{doc_id:path}", response_model=DocumentOut, name="GetDocument"
-    )
-    async def get_document(namespace: NamespacePath, doc_id: DocIdPath, request: Request) -> DocumentOut:
-        """One document as stored."""
-        return await knowledge_of(request).documents.get(
-            parse(DocumentRef, namespace=namespace, doc_id=doc_id)
-        )
-
-    @app.delete(
-        "/v1/namespaces/{namespace}/documents/{doc_id:path}",
-        response_model=DeleteResponse,
-        name="DeleteDocuments",
-    )
-    async def delete_document(
-        namespace: NamespacePath, doc_id: DocIdPath, request: Request
-    ) -> DeleteResponse:
-        """Delete one document and its chunks."""
-        return await knowledge_of(request).documents.delete(
-            parse(DeleteRequest, namespace=namespace, ids=[doc_id])
-        )
-
-    @app.post(
-        "/v1/namespaces/{namespace}/documents:delete", response_model=DeleteResponse, name="DeleteDocuments"
-    )
-    async def delete_documents(
-        namespace: NamespacePath, body: DeleteBody, request: Request
-    ) -> DeleteResponse:
-        """Delete documents by id and/or metadata filter."""
-        return await knowledge_of(request).documents.delete(body.model_copy(update={"namespace": namespace}))
-
-    @app.get("/v1/namespaces/{namespace}/count", response_model=CountResponse, name="CountDocuments")
-    async def count(
-        namespace: NamespacePath,
-        request: Request,
-        filter: Annotated[str | None, Query(description="Metadata filter as JSON.")] = None,
-    ) -> CountResponse:
-        """Documents and live chunks in the namespace (optionally matching a filter)."""
-        flt = _json_object(filter, "filter") or None
-        return await knowledge_of(request).documents.count(
-            parse(CountRequest, namespace=namespace, filter=flt)
-        )
+    routes.install(app)
 
 
 def _json_object(raw: str | None, field: str) -> dict[str, Any]:
