@@ -22,14 +22,14 @@ from knowledge_service.pipelines.documents.ingest import Ingester
 from knowledge_service.pipelines.documents.settle import drain
 from knowledge_service.pipelines.documents.sweeper import Sweeper
 from knowledge_service.pipelines.documents.writes import Writes
-from knowledge_service.pipelines.evaluation.service import EVALUATION_QUEUE_WAIT_S, Evaluations
+from knowledge_service.pipelines.evaluation.evaluations import EVALUATION_QUEUE_WAIT_S, Evaluations
 from knowledge_service.pipelines.health import Health
 from knowledge_service.pipelines.parsing.limits import ParseLimits
 from knowledge_service.pipelines.parsing.pool import ParserPool
+from knowledge_service.pipelines.profiles.profiles import Profiles
 from knowledge_service.pipelines.profiles.registry import ProfileRegistry
-from knowledge_service.pipelines.profiles.service import Profiles
-from knowledge_service.pipelines.search.pipeline import Searcher
 from knowledge_service.pipelines.search.rerank import RerankStage
+from knowledge_service.pipelines.search.searcher import Searcher
 from knowledge_service.storage import MetaStore, Store, open_meta_store, open_store
 from knowledge_service.storage.cache import ResultCache, open_cache
 from knowledge_service.storage.runner import AsyncMeta, AsyncStore, StoreRunner

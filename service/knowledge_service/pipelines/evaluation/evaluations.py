@@ -27,7 +27,7 @@ from knowledge_service.pipelines.evaluation.comparison import Comparison, Profil
 from knowledge_service.pipelines.evaluation.datasets import load_beir
 from knowledge_service.pipelines.evaluation.scoring import collapse_to_documents
 from knowledge_service.pipelines.profiles.registry import DEFAULT, ProfileRegistry
-from knowledge_service.pipelines.search.pipeline import Searcher
+from knowledge_service.pipelines.search.searcher import Searcher
 from knowledge_service.schemas.evaluations import DATASETS_SETTING, EvaluationRequest, ProfileSpec
 from knowledge_service.schemas.profiles import RequireEval
 from knowledge_service.schemas.search import RetrievalSettings, SearchRequest
