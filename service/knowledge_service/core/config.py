@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     bm25_avg_len: float = Field(120.0, gt=0, description="Expected chunk length in BM25 tokens.")
     bm25_language: str = "english"
 
-    # Parsing uploaded files (parse_pool.py): worker processes, each file within these limits.
+    # Parsing uploaded files (pipelines/parsing/pool.py): worker processes, each file within these limits.
     parse_workers: int = Field(2, ge=1, le=64, description="Worker processes that parse files.")
     parse_timeout_s: float = Field(20.0, gt=0, description="Wall time one file may take to parse.")
     parse_memory_mb: int = Field(256, ge=32, description="Memory a worker may map above its baseline.")
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
         86_400.0, ge=0, description="How often every chunk is checked for a live record; 0 = never."
     )
 
-    # Security (see auth.py): hashed API keys scoped to namespaces and roles.
+    # Security (see ops/auth.py): hashed API keys scoped to namespaces and roles.
     api_keys_file: Path | None = Field(None, description="JSON list of hashed keys (a mounted secret).")
     api_keys: str | None = Field(None, description="The same JSON, inline.")
     auth_required: bool = Field(False, description="Refuse to start without keys; check every call.")
@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json.")
     grpc_reflection: bool = Field(True, description="Serve gRPC server reflection.")
 
-    # Limits and backpressure (admission.py).
+    # Limits and backpressure (ops/admission.py).
     max_concurrent_searches: int = Field(32, ge=1, description="Searches in flight per replica.")
     max_concurrent_ingests: int = Field(4, ge=1, description="Ingest batches in flight per replica.")
     queue_wait_s: float = Field(0.5, ge=0, description="How long a request waits for a slot before 429.")

@@ -10,9 +10,9 @@ needs a role, acts on a namespace taken from one place, and accepts a body up to
   namespace once it is parsed.
 
 HTTP checks the key, the role and a path namespace in ASGI middleware ahead of body parsing, then
-counts body bytes against ``max_body`` as they arrive (http_guard.py). gRPC checks the key and the
+counts body bytes against ``max_body`` as they arrive (http/guard.py). gRPC checks the key and the
 role in a server interceptor before the message is deserialised, and the namespace in the handler
-guard (grpc_guard.py).
+guard (grpc/guard.py).
 """
 
 from __future__ import annotations

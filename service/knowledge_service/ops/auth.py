@@ -65,7 +65,7 @@ class TokenBucket:
 
 class KeyRing:
     """The configured keys: ``admit`` authenticates a presented key and checks its role and rate,
-    ``check_namespace`` its namespaces (see access.py for which call needs what)."""
+    ``check_namespace`` its namespaces (see doors/access.py for which call needs what)."""
 
     def __init__(self, keys: list[ApiKey], *, required: bool, rate: float = 0.0, burst: int = 1) -> None:
         if required and not keys:

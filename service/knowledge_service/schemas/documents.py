@@ -63,7 +63,7 @@ class DocumentIn(Strict):
 
 class IngestRequest(Strict):
     namespace: Namespace
-    # Items stay raw here so that one bad document fails alone (see core.ingest).
+    # Items stay raw here so that one bad document fails alone (see pipelines/documents/ingest.py).
     documents: list[dict[str, Any]] = Field(min_length=1, max_length=L.MAX_BATCH_DOCS)
 
 

@@ -31,7 +31,7 @@ class FilterDialect(ABC):
         """A nested filter; empty lists are omitted."""
 
     def translate(self, flt: Filter) -> Any:
-        """The canonical metadata filter (see filters.py) as this backend's filter."""
+        """The canonical metadata filter (see schemas/schemas/filters.py) as this backend's filter."""
         if "and" in flt:
             return self.group(must=[self.translate(f) for f in flt["and"]])
         if "or" in flt:

@@ -7,8 +7,8 @@ Lifecycle::
     ...
     await stop_server(server, settings.grpc_grace_s)  # health = NOT_SERVING, then graceful stop
 
-Message translation lives in ``grpc_convert.py``, the key check and error table in
-``grpc_guard.py``, the profile RPCs in ``grpc_profiles.py``.
+Message translation lives in ``grpc/convert.py``, the key check and error table in
+``grpc/guard.py``, the profile RPCs in ``grpc_profiles.py``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Before a write (ingest or delete) touches a document it leaves a cleanup marker for each
 generation it may orphan: the one it writes (``new``) and the one it replaces (``old``); see
-store/base.py. Settling reads the documents' records, removes the chunks of each marked
+storage/points.py. Settling reads the documents' records, removes the chunks of each marked
 generation that is not live, then removes the markers. It runs:
 
 - when a write ends, whether it succeeded, failed or was cancelled (``settle``, shielded from

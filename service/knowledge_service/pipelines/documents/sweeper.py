@@ -2,7 +2,7 @@
 
 Two passes, both off the request path and in small pages:
 
-- **Markers** (every ``KNOWLEDGE_SWEEP_INTERVAL_S``): each cleanup marker (store/base.py) names a
+- **Markers** (every ``KNOWLEDGE_SWEEP_INTERVAL_S``): each cleanup marker (storage/points.py) names a
   generation that a write may have left behind. An ``old`` generation that is no longer live is
   dead for good, so its chunks go at once. A ``new`` generation that is not live may belong to a
   write still in progress, so it waits for ``KNOWLEDGE_SWEEP_GRACE_S`` (writers refresh their
