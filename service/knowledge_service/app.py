@@ -9,11 +9,9 @@ import logging
 
 from knowledge_service.core.config import Settings
 from knowledge_service.core.threads import Worker
-from knowledge_service.models.base import model_slug
+from knowledge_service.models.base import DenseModel, RerankModel, model_slug
 from knowledge_service.models.chunker import Chunker
-from knowledge_service.models.dense import DenseEncoder
-from knowledge_service.models.reranker import Reranker
-from knowledge_service.models.sparse import SparseEncoder
+from knowledge_service.models.registry import load_dense, load_reranker, load_sparse
 from knowledge_service.ops.admission import Gate
 from knowledge_service.ops.auth import KeyRing
 from knowledge_service.ops.metrics import Metrics
@@ -39,7 +37,7 @@ log = logging.getLogger(__name__)
 MAINTAIN_EVERY_S = 5.0
 
 
-def index_params(settings: Settings, dense: DenseEncoder) -> list[object]:
+def index_params(settings: Settings, dense: DenseModel) -> list[object]:
     """What a document's points are made from besides its content: changing any of these
     re-indexes a document on its next ingest."""
     s = settings
@@ -52,8 +50,8 @@ class Knowledge:
     def __init__(
         self,
         settings: Settings,
-        dense: DenseEncoder,
-        reranker: Reranker | None,
+        dense: DenseModel,
+        reranker: RerankModel | None,
         stores: tuple[Store, MetaStore],
         cache: ResultCache,
         *,
@@ -83,7 +81,7 @@ class Knowledge:
             self.metrics.watch_gate(gate)
         search_gate, ingest_gate, evaluation_gate = gates
         self.registry = ProfileRegistry(self._meta, poll_s=s.profile_poll_s, redis_url=s.redis_url)
-        self.sparse = sparse = SparseEncoder(s)
+        self.sparse = sparse = load_sparse(s)
         self.searcher = Searcher(
             profiles=self.registry,
             store=self.store,
@@ -138,7 +136,7 @@ class Knowledge:
         cls,
         settings: Settings,
         *,
-        dense: DenseEncoder | None = None,
+        dense: DenseModel | None = None,
         stores: tuple[Store, MetaStore] | None = None,
     ) -> Knowledge:
         """Load models (or reuse ``dense``), open the store and the cache, start upkeep.
@@ -148,14 +146,14 @@ class Knowledge:
         """
         if dense is None:
             dense = await asyncio.to_thread(
-                DenseEncoder,
+                load_dense,
                 settings.embed_model,
                 device=settings.device,
                 batch_size=settings.embed_batch_size,
             )
         reranker = None
         if settings.rerank_model:
-            reranker = await asyncio.to_thread(Reranker, settings.rerank_model, settings.device)
+            reranker = await asyncio.to_thread(load_reranker, settings.rerank_model, device=settings.device)
         owns = stores is None
         if stores is None:
             store = await asyncio.to_thread(open_store, settings, dim=dense.dim, model=model_slug(dense.spec))

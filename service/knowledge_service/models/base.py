@@ -1,8 +1,15 @@
-"""What every model shares: where a model spec resolves to, and a short stable name for it."""
+"""What every model is to the pipelines: a small interface per kind (dense, sparse, reranker), where
+a model spec resolves to, and a short stable name for it. Backends implement the interfaces and
+are picked by name in registry.py."""
 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Protocol
+
+from tokenizers import Tokenizer
 
 from knowledge_service.core.config import DEFAULT_EMBED_MODEL
 
@@ -20,3 +27,51 @@ def model_slug(spec: str) -> str:
     """A short, stable identifier for a model spec (used in collection names and cache keys)."""
     name = spec.split(":", 1)[-1].rstrip("/").rsplit("/", 1)[-1]
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
+
+
+class SparseVector(Protocol):
+    """Term ids and their weights."""
+
+    @property
+    def indices(self) -> Sequence[int]: ...
+
+    @property
+    def values(self) -> Sequence[float]: ...
+
+
+class DenseModel(ABC):
+    """A bi-encoder: unit-length vectors (cosine = dot) of ``dim`` dimensions."""
+
+    spec: str
+    dim: int
+
+    @abstractmethod
+    def encode(self, texts: list[str]) -> list[list[float]]: ...
+
+    @abstractmethod
+    def tokenizer(self) -> Tokenizer:
+        """The model's tokenizer, truncation and padding off (the chunker counts tokens with it)."""
+
+
+class SparseModel(ABC):
+    """Sparse term weights; the engine applies IDF at query time."""
+
+    @abstractmethod
+    def document(self, text: str) -> SparseVector: ...
+
+    @abstractmethod
+    def query(self, text: str) -> SparseVector: ...
+
+
+class RerankTimeout(Exception):
+    """The rerank stage ran out of its time budget (or of the request's deadline)."""
+
+
+class RerankModel(ABC):
+    """A cross-encoder scoring (query, passage) pairs."""
+
+    spec: str
+
+    @abstractmethod
+    def score(self, query: str, passages: list[str], deadline: float | None = None) -> list[float]:
+        """Scores of the pairs; ``RerankTimeout`` once ``deadline`` (time.monotonic) has passed."""

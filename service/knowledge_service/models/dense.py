@@ -6,12 +6,12 @@ import logging
 
 from tokenizers import Tokenizer
 
-from knowledge_service.models.base import resolve_model
+from knowledge_service.models.base import DenseModel, resolve_model
 
 log = logging.getLogger(__name__)
 
 
-class DenseEncoder:
+class DenseEncoder(DenseModel):
     """A sentence-transformers bi-encoder producing unit-length vectors (cosine = dot)."""
 
     def __init__(self, spec: str, *, device: str = "cpu", batch_size: int = 32) -> None:

@@ -6,11 +6,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from knowledge_service.models.base import RerankModel, RerankTimeout
+
 RERANK_BATCH = 16  # pairs per forward pass; the time budget is checked between batches
 
 
 @dataclass
-class Reranker:
+class Reranker(RerankModel):
     """A sentence-transformers CrossEncoder scoring (query, passage) pairs."""
 
     spec: str
@@ -36,7 +38,3 @@ class Reranker:
                 float(s) for s in self.model.predict(batch, batch_size=RERANK_BATCH, show_progress_bar=False)
             ]
         return scores
-
-
-class RerankTimeout(Exception):
-    """The rerank stage ran out of its time budget (or of the request's deadline)."""

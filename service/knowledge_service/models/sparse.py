@@ -5,9 +5,10 @@ from __future__ import annotations
 import qdrant_edge as qe
 
 from knowledge_service.core.config import Settings
+from knowledge_service.models.base import SparseModel
 
 
-class SparseEncoder:
+class SparseEncoder(SparseModel):
     """BM25 term weights from Qdrant's own encoder; the engine applies IDF at query time."""
 
     def __init__(self, settings: Settings) -> None:

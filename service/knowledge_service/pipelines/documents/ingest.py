@@ -25,9 +25,8 @@ from pydantic import ValidationError
 
 from knowledge_service.core.errors import InvalidArgument, from_validation_error
 from knowledge_service.core.threads import Worker
+from knowledge_service.models.base import DenseModel, SparseModel
 from knowledge_service.models.chunker import Chunker, passage_text
-from knowledge_service.models.dense import DenseEncoder
-from knowledge_service.models.sparse import SparseEncoder
 from knowledge_service.pipelines.documents.settle import repair, settle, shielded
 from knowledge_service.pipelines.documents.writes import Writes
 from knowledge_service.schemas.documents import DocumentIn, IngestRequest, IngestResponse, IngestResult
@@ -104,8 +103,8 @@ class Ingester:
         store: AsyncStore,
         writes: Writes,
         chunker: Chunker,
-        dense: DenseEncoder,
-        sparse: SparseEncoder,
+        dense: DenseModel,
+        sparse: SparseModel,
         worker: Worker,
         index_params: list[object],
         marker_refresh_s: float,

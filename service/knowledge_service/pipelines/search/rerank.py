@@ -10,7 +10,7 @@ import logging
 import time
 
 from knowledge_service.core.threads import Worker
-from knowledge_service.models.reranker import Reranker, RerankTimeout
+from knowledge_service.models.base import RerankModel, RerankTimeout
 from knowledge_service.schemas.search import RerankStatus
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 class RerankStage:
     """Scores (query, passage) pairs with the configured reranker, if any."""
 
-    def __init__(self, reranker: Reranker | None, worker: Worker, budget_ms: float) -> None:
+    def __init__(self, reranker: RerankModel | None, worker: Worker, budget_ms: float) -> None:
         self._reranker = reranker
         self._worker = worker
         self._budget_s = budget_ms / 1000

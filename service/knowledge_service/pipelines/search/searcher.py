@@ -16,8 +16,7 @@ from pydantic import ValidationError
 from knowledge_service.core.errors import DeadlineExceeded, InvalidArgument, from_validation_error
 from knowledge_service.core.limits import MAX_OVERRIDE_CANDIDATES, MAX_OVERRIDE_RERANK_DEPTH
 from knowledge_service.core.threads import Worker
-from knowledge_service.models.dense import DenseEncoder
-from knowledge_service.models.sparse import SparseEncoder
+from knowledge_service.models.base import DenseModel, SparseModel
 from knowledge_service.ops.admission import Gate, admitted
 from knowledge_service.ops.metrics import Metrics
 from knowledge_service.ops.tracing import tracer
@@ -41,8 +40,8 @@ class Searcher:
         profiles: ProfileRegistry,
         store: AsyncStore,
         cache: ResultCache,
-        dense: DenseEncoder,
-        sparse: SparseEncoder,
+        dense: DenseModel,
+        sparse: SparseModel,
         worker: Worker,
         rerank: RerankStage,
         gate: Gate,
