@@ -12,7 +12,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from ._exceptions import InvalidRequest
-from ._proto.knowledge.v1 import knowledge_pb2 as pb
+from .proto.knowledge.v1 import knowledge_pb2 as pb
 
 Body = dict[str, Any]
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._convert import Body, enum_name, settings_fields
-from ._proto.knowledge.v1 import knowledge_pb2 as pb
+from .proto.knowledge.v1 import knowledge_pb2 as pb
 
 _SETTINGS_SCALARS = ("top_k", "candidates", "rerank", "rerank_depth", "score_threshold", "stitch")
 

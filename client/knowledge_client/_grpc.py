@@ -15,8 +15,8 @@ import grpc
 from . import _convert, _convert_profiles
 from ._convert import Body
 from ._exceptions import InvalidRequest, KnowledgeError, from_grpc
-from ._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from ._tracecontext import trace_headers
+from .proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 
 CODECS = {**_convert.CODECS, **_convert_profiles.CODECS}
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024

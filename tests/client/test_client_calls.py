@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 import knowledge_client as kc
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.doors.grpc.server import KnowledgeServicer
 
 from .client_support import NS, Service, blocking
