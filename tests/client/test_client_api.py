@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 import knowledge_client as kc
-from knowledge_client._exceptions import from_grpc, from_http, parse_retry_after
+from knowledge_client._exceptions import STATUS_TABLE, from_grpc, from_http, parse_retry_after
+from knowledge_client._retry import TRANSIENT
 
 PUBLIC = [
     "AsyncGrpcTransport",
@@ -98,7 +99,9 @@ def test_grpc_status_table(code: grpc.StatusCode, cls: type[kc.KnowledgeError]):
         (409, kc.Conflict, "ABORTED"),
         (412, kc.PreconditionFailed, "FAILED_PRECONDITION"),
         (429, kc.Overloaded, "RESOURCE_EXHAUSTED"),
+        (502, kc.Unavailable, "UNAVAILABLE"),
         (503, kc.Unavailable, "UNAVAILABLE"),
+        (504, kc.DeadlineExceeded, "DEADLINE_EXCEEDED"),
         (500, kc.KnowledgeError, "INTERNAL"),
     ],
 )
@@ -113,6 +116,19 @@ def test_http_status_table(status: int, cls: type[kc.KnowledgeError], name: str)
         "top_k",
         None,
     )
+
+
+def test_one_status_table_serves_both_transports():
+    """Each row: the gRPC status and every HTTP status it lists raise the same exception."""
+    http_statuses = [status for _, statuses, _ in STATUS_TABLE for status in statuses]
+    assert len(http_statuses) == len(set(http_statuses)), "an HTTP status in two rows"
+    for name, statuses, cls in STATUS_TABLE:
+        assert type(from_grpc(grpc.StatusCode[name], "why")) is cls, name
+        for status in statuses:
+            err = from_http(status, "why")
+            assert (type(err), err.status, err.http_status) == (cls, name, status)
+    deadline = from_http(504, "gateway timeout")
+    assert isinstance(deadline, kc.DeadlineExceeded) and not isinstance(deadline, TRANSIENT)
 
 
 def test_retry_after_forms():
@@ -148,6 +164,19 @@ def test_overloaded_waits_for_the_retry_after_hint():
     assert seen[0].url.path == "/v1/namespaces/ns/search"
 
 
+def test_a_gateway_timeout_is_deadline_exceeded_and_not_retried():
+    gateway = httpx.Response(504, text="<html>504 Gateway Time-out</html>")
+    client, seen = _mock_client(gateway, httpx.Response(200, json={"results": []}))
+    with pytest.raises(kc.DeadlineExceeded) as err:
+        client.search("ns", "q")
+    assert (err.value.status, err.value.http_status, err.value.detail) == (
+        "DEADLINE_EXCEEDED",
+        504,
+        "<html>504 Gateway Time-out</html>",
+    )
+    assert len(seen) == 1
+
+
 def test_a_hint_beyond_the_deadline_fails_now():
     busy = httpx.Response(503, headers={"retry-after": "30"}, json={"error": {"message": "down"}})
     client, seen = _mock_client(busy, httpx.Response(200, json={"results": []}))
@@ -157,7 +186,7 @@ def test_a_hint_beyond_the_deadline_fails_now():
     assert err.value.retry_after == 30 and time.monotonic() - started < 0.5 and len(seen) == 1
 
 
-@pytest.mark.parametrize("status", [401, 403, 404, 409, 412, 422, 500])
+@pytest.mark.parametrize("status", [401, 403, 404, 409, 412, 422, 500, 504])
 def test_permanent_failures_are_not_retried(status: int):
     client, seen = _mock_client(
         httpx.Response(status, json={"error": {"message": "no"}}), httpx.Response(200, json={"results": []})
