@@ -10,6 +10,7 @@ import pytest
 
 import knowledge_client as kc
 from knowledge_client._exceptions import STATUS_TABLE, from_grpc, from_http, parse_retry_after
+from knowledge_client._http import _deadline
 from knowledge_client._retry import TRANSIENT
 
 PUBLIC = [
@@ -194,6 +195,55 @@ def test_permanent_failures_are_not_retried(status: int):
     with pytest.raises(kc.KnowledgeError):
         client.search("ns", "q")
     assert len(seen) == 1
+
+
+def _deadline_ms(request: httpx.Request) -> int:
+    return int(request.headers["x-request-timeout-ms"])
+
+
+def test_every_request_carries_what_is_left_of_the_deadline():
+    """Per attempt: a retry gets less; per batch of a stream: each batch gets what is left."""
+    ok = httpx.Response(200, json={"results": [], "index_version": 1, "documents": 0, "chunks": 0})
+    down = httpx.Response(503, json={"error": {"message": "down"}})
+    doc = httpx.Response(200, json={"id": "a", "text": "t"})
+    client, seen = _mock_client(down, ok, ok, ok, ok, doc)
+    client.search("ns", "q", timeout=2)
+    assert 1900 <= _deadline_ms(seen[0]) <= 2000 and 0 < _deadline_ms(seen[1]) < _deadline_ms(seen[0])
+    client.count("ns")  # the client's default: 10 s
+    assert 9900 <= _deadline_ms(seen[2]) <= 10_000
+    client.ingest_stream("ns", [[{"id": "a", "text": "t"}], [{"id": "b", "text": "t"}]], timeout=3)
+    assert 2900 <= _deadline_ms(seen[4]) <= _deadline_ms(seen[3]) <= 3000
+    client.get("ns", "a", timeout=0.5)
+    assert 400 <= _deadline_ms(seen[5]) <= 500
+    # Whole milliseconds, rounded down, never below the 1 ms the service accepts; none without one.
+    assert [_deadline(t) for t in (2.5009, 0.0004, None)] == [
+        {"x-request-timeout-ms": "2500"},
+        {"x-request-timeout-ms": "1"},
+        {},
+    ]
+    assert [r.url.path for r in seen] == [
+        "/v1/namespaces/ns/search",
+        "/v1/namespaces/ns/search",
+        "/v1/namespaces/ns/count",
+        "/v1/namespaces/ns/documents",
+        "/v1/namespaces/ns/documents",
+        "/v1/namespaces/ns/documents/a",
+    ]
+
+
+async def test_the_async_client_sends_the_deadline_too():
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"profiles": []})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    transport = kc.AsyncHttpTransport("http://svc", client=http)
+    async with kc.AsyncKnowledgeClient("http://svc", transport=transport, timeout=4) as client:
+        assert await client.list_profiles() == []
+    assert 3900 <= _deadline_ms(seen[0]) <= 4000
+    await http.aclose()
 
 
 @pytest.mark.parametrize(

@@ -134,20 +134,25 @@ async def test_retry_recovers_when_the_service_starts_late(
 
 
 class _OverloadedOnce:
-    """The real core, except that its first search sheds load (as an admission limit would)."""
+    """The real core, except that its first search sheds load (as an admission limit would).
+
+    Records the seconds each search had left of its deadline when it reached the core.
+    """
 
     def __init__(self, core: Any) -> None:
         self._core, self.searches = core, 0
         self.searcher = self  # the doors call core.searcher.search
+        self.left: list[float | None] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._core, name)
 
-    async def search(self, req: Any, *args: Any, **kwargs: Any) -> Any:
+    async def search(self, req: Any, deadline: float | None = None, *args: Any, **kwargs: Any) -> Any:
         self.searches += 1
+        self.left.append(None if deadline is None else deadline - time.monotonic())
         if self.searches == 1:
             raise Overloaded("too many searches in flight; retry")
-        return await self._core.searcher.search(req, *args, **kwargs)
+        return await self._core.searcher.search(req, deadline, *args, **kwargs)
 
 
 async def test_overloaded_is_retried(
@@ -160,6 +165,20 @@ async def test_overloaded_is_retried(
         client.close()
     assert resp.results[0].doc_id == "oncall"
     assert flaky.searches == 2 and _retries(caplog) == 1
+
+
+async def test_the_service_sees_what_is_left_of_each_attempts_deadline(
+    service: Service, settings: Any, transport: str
+):
+    """gRPC's deadline and HTTP's x-request-timeout-ms reach the core: each attempt gets less."""
+    flaky = _OverloadedOnce(service.core)
+    async with serve(transport, flaky, settings, free_port()) as target:
+        client = kc.KnowledgeClient(target, transport=transport, backoff=0.2, max_backoff=0.2)
+        await blocking(client.search, NS, "who do I page?", top_k=1, timeout=5)
+        client.close()
+    first, second = flaky.left
+    assert first is not None and second is not None, flaky.left
+    assert 4 < first <= 5 and 0 < second <= first - 0.2
 
 
 async def test_one_client_serves_many_threads(service: Service, transport: str):
