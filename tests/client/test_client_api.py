@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 import time
+import tomllib
+from pathlib import Path
 
 import grpc
 import httpx
@@ -52,8 +57,12 @@ PUBLIC = [
 
 def test_public_api_is_pinned():
     assert sorted(kc.__all__) == sorted(PUBLIC)
-    for name in PUBLIC:
-        assert getattr(kc, name) is not None
+    for name in (n for n in PUBLIC if n != "__version__"):  # a class of the client's, by its own name
+        obj = getattr(kc, name)
+        assert isinstance(obj, type) and obj.__name__ == name, name
+        assert obj.__module__.startswith("knowledge_client._"), (name, obj.__module__)
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "client" / "pyproject.toml").read_text())
+    assert kc.__version__ == pyproject["project"]["version"]
     errors = [
         kc.InvalidRequest,
         kc.Unauthorized,
@@ -67,6 +76,71 @@ def test_public_api_is_pinned():
     assert all(issubclass(e, kc.KnowledgeError) for e in errors)
     assert isinstance(kc.GrpcTransport("127.0.0.1:1"), kc.Transport)
     assert isinstance(kc.AsyncHttpTransport("127.0.0.1:1"), kc.AsyncTransport)
+
+
+CALLS = [
+    "count",
+    "delete",
+    "get",
+    "get_namespace_settings",
+    "get_profile",
+    "ingest",
+    "ingest_stream",
+    "list_profiles",
+    "profile_versions",
+    "put_profile",
+    "rollback_profile",
+    "search",
+    "set_namespace_settings",
+]
+
+
+def _public_calls(cls: type) -> list[str]:
+    return sorted(n for n, _ in inspect.getmembers(cls, inspect.isfunction) if n[0] != "_" and n != "close")
+
+
+def _shape(fn: object, skip: str = "") -> list[tuple[str, object, object, object]]:
+    """A signature as (name, kind, default, annotation), the annotation of ``skip`` left out."""
+    return [
+        (p.name, p.kind, p.default, None if p.name == skip else p.annotation)
+        for p in inspect.signature(fn).parameters.values()  # type: ignore[arg-type]
+    ]
+
+
+def test_both_clients_offer_the_same_calls():
+    assert _public_calls(kc.KnowledgeClient) == _public_calls(kc.AsyncKnowledgeClient) == CALLS
+    for name in [*CALLS, "close"]:
+        blocking, awaited = getattr(kc.KnowledgeClient, name), getattr(kc.AsyncKnowledgeClient, name)
+        assert inspect.iscoroutinefunction(awaited) and not inspect.iscoroutinefunction(blocking), name
+        assert inspect.signature(blocking).return_annotation == inspect.signature(awaited).return_annotation
+        # The async ingest_stream also takes an async iterable of batches.
+        skip = "batches" if name == "ingest_stream" else ""
+        assert _shape(blocking, skip) == _shape(awaited, skip), name
+    # The constructors differ only in the transport object each accepts.
+    assert _shape(kc.KnowledgeClient, "transport") == _shape(kc.AsyncKnowledgeClient, "transport")
+
+
+@pytest.mark.parametrize("cls", [kc.KnowledgeClient, kc.AsyncKnowledgeClient])
+def test_each_call_is_one_line_that_builds_and_runs_it(cls: type):
+    """``return self._run(rq.<name>(<every argument>), timeout)``: no logic lives in a flavour."""
+    for name in CALLS:
+        fn = getattr(cls, name)
+        func = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
+        assert isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef)
+        statements = [
+            n for n in func.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+        ]
+        assert len(statements) == 1 and isinstance(statements[0], ast.Return), name
+        run = statements[0].value
+        if isinstance(run, ast.Await):
+            run = run.value
+        assert isinstance(run, ast.Call) and ast.unparse(run.func) == "self._run", name
+        built, timeout = run.args
+        assert isinstance(built, ast.Call) and ast.unparse(built.func) == f"rq.{name}", name
+        assert ast.unparse(timeout) == "timeout", name
+        passed = [ast.unparse(a) for a in built.args]
+        passed += [k.arg for k in built.keywords if k.arg == ast.unparse(k.value)]
+        assert passed == [p for p in inspect.signature(fn).parameters if p not in ("self", "timeout")], name
 
 
 @pytest.mark.parametrize(
@@ -176,6 +250,14 @@ def test_a_gateway_timeout_is_deadline_exceeded_and_not_retried():
         "<html>504 Gateway Time-out</html>",
     )
     assert len(seen) == 1
+
+
+def test_an_answer_the_models_cannot_read_is_a_knowledge_error():
+    client, seen = _mock_client(httpx.Response(200, json={"results": [{"doc_id": "a"}]}))
+    with pytest.raises(kc.KnowledgeError) as err:
+        client.search("ns", "q")
+    assert type(err.value) is kc.KnowledgeError and len(seen) == 1
+    assert err.value.detail == "Search: malformed response (results.0.chunk_id: Field required)"
 
 
 def test_a_hint_beyond_the_deadline_fails_now():

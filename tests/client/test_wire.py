@@ -145,7 +145,7 @@ def test_unspecified_and_unknown_enums_are_left_out():
 
 
 def test_requests_take_the_http_bodies():
-    body = rq.search_body(
+    body = rq.search(
         "ns",
         "q",
         top_k=3,
@@ -157,7 +157,7 @@ def test_requests_take_the_http_bodies():
         explain=True,
         profile="p",
         overrides={"mode": "sparse", "rerank_depth": 5},
-    )
+    ).body
     msg = to_message("Search", body)
     rest = pb.SearchRequest()
     rest.CopyFrom(msg)
@@ -177,7 +177,7 @@ def test_requests_take_the_http_bodies():
     assert json_format.MessageToDict(msg.overrides) == {"mode": "sparse", "rerank_depth": 5.0}
     assert not msg.HasField("candidates") and msg.HasField("rerank")
 
-    put = to_message("PutProfile", rq.put_profile_body("p", {"mode": "hybrid", "top_k": 2}, 4, None, "n"))
+    put = to_message("PutProfile", rq.put_profile("p", {"mode": "hybrid", "top_k": 2}, 4, None, "n").body)
     assert put == pb.PutProfileRequest(
         name="p",
         settings=pb.RetrievalSettings(mode=pb.SEARCH_MODE_HYBRID, top_k=2),
