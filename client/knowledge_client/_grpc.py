@@ -2,7 +2,8 @@
 
 A ``grpc.Channel`` is thread-safe, so one :class:`GrpcTransport` serves any number of threads. The
 channel reconnects on its own; its reconnect backoff starts at 100 ms (gRPC's default is 1 s) so
-that the client's own retries find a restarted service quickly.
+that the client's own retries find a restarted service quickly. Bodies become request messages,
+and response messages bodies, in ``_wire`` (protobuf's ``json_format``), by the RPC's name.
 """
 
 from __future__ import annotations

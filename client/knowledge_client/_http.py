@@ -100,7 +100,7 @@ def _deadline(timeout: float | None) -> dict[str, str]:
     return {} if timeout is None else {DEADLINE_HEADER: str(max(1, int(timeout * 1000)))}
 
 
-class _Requests:
+class _HttpBase:
     target: str
     _headers: dict[str, str]
 
@@ -153,7 +153,7 @@ def _remaining(deadline: float | None) -> float | None:
     return left
 
 
-class HttpTransport(_Requests):
+class HttpTransport(_HttpBase):
     """Blocking HTTP transport (``target`` like ``"127.0.0.1:8080"`` or ``"https://host"``).
 
     Args:
@@ -193,7 +193,7 @@ class HttpTransport(_Requests):
             self._client.close()
 
 
-class AsyncHttpTransport(_Requests):
+class AsyncHttpTransport(_HttpBase):
     """asyncio HTTP transport.
 
     Args:
