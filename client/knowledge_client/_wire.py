@@ -50,7 +50,8 @@ _LEAVE_OUT = object()  # an inbound value the body does not carry (the model's d
 
 def request_type(method: str) -> type[Message]:
     """The request message class of an RPC of ``knowledge.v1.KnowledgeService``."""
-    return message_factory.GetMessageClass(SERVICE.methods_by_name[method].input_type)
+    cls: type[Message] = message_factory.GetMessageClass(SERVICE.methods_by_name[method].input_type)
+    return cls
 
 
 # ----------------------------------------------------------------------------- the one walk
