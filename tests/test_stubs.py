@@ -26,7 +26,7 @@ def test_committed_stubs_are_fresh() -> None:
 
 def test_check_detects_an_edit(tmp_path: Path) -> None:
     script = _load_script()
-    out = tmp_path / "_proto"
+    out = tmp_path / "proto"
     script.generate(out)
     assert script.check(out) == []
     grpc_module = out / "knowledge" / "v1" / "knowledge_pb2_grpc.py"
@@ -36,8 +36,30 @@ def test_check_detects_an_edit(tmp_path: Path) -> None:
 
 
 def test_generated_import_is_rewritten() -> None:
-    from knowledge_client._proto.knowledge.v1 import knowledge_pb2, knowledge_pb2_grpc
+    from knowledge_client.proto.knowledge.v1 import knowledge_pb2, knowledge_pb2_grpc
 
     assert knowledge_pb2_grpc.knowledge_dot_v1_dot_knowledge__pb2 is knowledge_pb2
     module = knowledge_pb2.SearchRequest.__module__
-    assert module == "knowledge_client._proto.knowledge.v1.knowledge_pb2"
+    assert module == "knowledge_client.proto.knowledge.v1.knowledge_pb2"
+
+
+def test_stubs_are_written_to_the_public_module() -> None:
+    script = _load_script()
+    assert (script.PACKAGE, script.OUT_DIR.relative_to(script.ROOT).as_posix()) == (
+        "knowledge_client.proto",
+        "client/knowledge_client/proto",
+    )
+
+
+def test_the_old_private_path_is_an_alias_of_the_same_modules() -> None:
+    import warnings
+
+    from knowledge_client.proto.knowledge.v1 import knowledge_pb2, knowledge_pb2_grpc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as old_pb2
+        from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as old_pb2_grpc
+
+    assert (old_pb2, old_pb2_grpc) == (knowledge_pb2, knowledge_pb2_grpc)
+    assert old_pb2.SearchRequest is knowledge_pb2.SearchRequest

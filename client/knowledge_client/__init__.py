@@ -6,7 +6,8 @@
         hits = client.search("handbook", "who do I page about slow search?", top_k=5).results
 
 The CrewAI tool lives in :mod:`knowledge_client.crewai` and is not imported from here, so this
-package never imports CrewAI.
+package never imports CrewAI. The contract's generated gRPC stubs are public in
+:mod:`knowledge_client.proto` (``from knowledge_client.proto.knowledge.v1 import knowledge_pb2``).
 """
 
 from __future__ import annotations

@@ -1,14 +1,16 @@
-"""The asyncio client: :class:`AsyncKnowledgeClient` (same calls as the blocking one, awaited)."""
+"""The asyncio client: :class:`AsyncKnowledgeClient` (same calls as the blocking one, awaited).
+
+Each method is one line, as in :class:`~knowledge_client.KnowledgeClient`: the call is built by
+``_requests`` and awaited by ``_run``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from . import _requests as rq
-from ._client import DEFAULT_TIMEOUT, TransportName
-from ._grpc import AsyncGrpcTransport
-from ._http import AsyncHttpTransport
+from ._client import DEFAULT_TIMEOUT, TransportName, make_async_transport, retry_policy
 from ._models import (
     CountResponse,
     DeleteResponse,
@@ -19,20 +21,10 @@ from ._models import (
     StoredDocument,
 )
 from ._profile_calls import AsyncProfileCalls
-from ._retry import RetryPolicy, call_async
+from ._retry import call_async
 from ._transports import AsyncTransport
 
-
-def make_async_transport(
-    target: str, transport: TransportName | AsyncTransport, api_key: str | None
-) -> AsyncTransport:
-    if transport == "grpc":
-        return AsyncGrpcTransport(target, api_key=api_key)
-    if transport == "http":
-        return AsyncHttpTransport(target, api_key=api_key)
-    if isinstance(transport, str):
-        raise ValueError(f"transport must be 'grpc', 'http' or an AsyncTransport (got {transport!r})")
-    return transport
+R = TypeVar("R")
 
 
 class AsyncKnowledgeClient(AsyncProfileCalls):
@@ -62,21 +54,27 @@ class AsyncKnowledgeClient(AsyncProfileCalls):
         backoff: float = 0.1,
         max_backoff: float = 2.0,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be > 0")
+        self.policy = retry_policy(timeout, retries, backoff, max_backoff)
         self.target = target
         self.timeout = timeout
-        self.policy = RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff)
         self.transport = make_async_transport(target, transport, api_key)
 
-    async def _call(self, method: str, body: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-        return await call_async(
-            method,
-            lambda left: self.transport.call(method, body, timeout=left),
+    async def _run(self, call: rq.Call[R], timeout: float | None) -> R:
+        """Await one call within its deadline (``timeout``, else the client's), retries included."""
+
+        async def attempt(left: float) -> dict[str, Any]:
+            if call.stream:
+                return await self.transport.stream(call.method, call.body, timeout=left)
+            return await self.transport.call(call.method, call.body, timeout=left)
+
+        data = await call_async(
+            call.method,
+            attempt,
             timeout=timeout or self.timeout,
             policy=self.policy,
-            idempotent=rq.IDEMPOTENT[method],
+            idempotent=call.idempotent,
         )
+        return call.result(data)
 
     async def search(
         self,
@@ -113,20 +111,22 @@ class AsyncKnowledgeClient(AsyncProfileCalls):
         Returns:
             The ranked chunks, best first.
         """
-        body = rq.search_body(
-            namespace,
-            query,
-            top_k=top_k,
-            filter=filter,
-            mode=mode,
-            fusion=fusion,
-            candidates=candidates,
-            rerank=rerank,
-            explain=explain,
-            profile=profile,
-            overrides=overrides,
+        return await self._run(
+            rq.search(
+                namespace,
+                query,
+                top_k=top_k,
+                filter=filter,
+                mode=mode,
+                fusion=fusion,
+                candidates=candidates,
+                rerank=rerank,
+                explain=explain,
+                profile=profile,
+                overrides=overrides,
+            ),
+            timeout,
         )
-        return SearchResponse.model_validate(await self._call("Search", body, timeout))
 
     async def ingest(
         self, namespace: str, documents: Iterable[rq.DocumentLike], *, timeout: float | None = None
@@ -141,8 +141,7 @@ class AsyncKnowledgeClient(AsyncProfileCalls):
         Returns:
             Each document's outcome and the index version.
         """
-        body = rq.ingest_body(namespace, documents)
-        return IngestResponse.model_validate(await self._call("Ingest", body, timeout))
+        return await self._run(rq.ingest(namespace, documents), timeout)
 
     async def ingest_stream(
         self,
@@ -161,24 +160,7 @@ class AsyncKnowledgeClient(AsyncProfileCalls):
         Returns:
             Every document's outcome, in order, and the final index version.
         """
-        if isinstance(batches, AsyncIterable):
-            async_batches = batches
-
-            async def bodies_async() -> Any:
-                async for batch in async_batches:
-                    yield rq.ingest_body(namespace, batch)
-
-            bodies: Any = bodies_async()
-        else:
-            bodies = (rq.ingest_body(namespace, batch) for batch in batches)
-        data = await call_async(
-            "IngestStream",
-            lambda left: self.transport.stream("IngestStream", bodies, timeout=left),
-            timeout=timeout or self.timeout,
-            policy=self.policy,
-            idempotent=False,
-        )
-        return IngestResponse.model_validate(data)
+        return await self._run(rq.ingest_stream(namespace, batches), timeout)
 
     async def delete(
         self,
@@ -199,8 +181,7 @@ class AsyncKnowledgeClient(AsyncProfileCalls):
         Returns:
             How many documents were deleted, and the index version.
         """
-        body = rq.delete_body(namespace, ids, filter)
-        return DeleteResponse.model_validate(await self._call("DeleteDocuments", body, timeout))
+        return await self._run(rq.delete(namespace, ids, filter), timeout)
 
     async def get(self, namespace: str, doc_id: str, *, timeout: float | None = None) -> StoredDocument:
         """Fetch one stored document.
@@ -213,8 +194,7 @@ class AsyncKnowledgeClient(AsyncProfileCalls):
         Returns:
             The document; raises :class:`~knowledge_client.NotFound` if there is none.
         """
-        body = {"namespace": namespace, "doc_id": doc_id}
-        return StoredDocument.model_validate(await self._call("GetDocument", body, timeout))
+        return await self._run(rq.get(namespace, doc_id), timeout)
 
     async def count(
         self, namespace: str, *, filter: Mapping[str, Any] | None = None, timeout: float | None = None
@@ -229,8 +209,7 @@ class AsyncKnowledgeClient(AsyncProfileCalls):
         Returns:
             Documents, chunks and the index version.
         """
-        body = rq.count_body(namespace, filter)
-        return CountResponse.model_validate(await self._call("CountDocuments", body, timeout))
+        return await self._run(rq.count(namespace, filter), timeout)
 
     async def close(self) -> None:
         """Close the channel or connection pool."""

@@ -1,13 +1,18 @@
-"""The blocking client: :class:`KnowledgeClient`."""
+"""The blocking client: :class:`KnowledgeClient`.
+
+Its twin, :class:`~knowledge_client.AsyncKnowledgeClient`, has the same methods: each, in either,
+is one line that builds the call (``_requests``) and runs it (``_run``, blocking here, awaited
+there), so what a call sends, retries and returns is written once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, TypeVar
 
 from . import _requests as rq
-from ._grpc import GrpcTransport
-from ._http import HttpTransport
+from ._grpc import AsyncGrpcTransport, GrpcTransport
+from ._http import AsyncHttpTransport, HttpTransport
 from ._models import (
     CountResponse,
     DeleteResponse,
@@ -19,20 +24,44 @@ from ._models import (
 )
 from ._profile_calls import ProfileCalls
 from ._retry import RetryPolicy, call_sync
-from ._transports import Transport
+from ._transports import AsyncTransport, Transport
 
 TransportName = Literal["grpc", "http"]
 DEFAULT_TIMEOUT = 10.0
+R = TypeVar("R")
+
+# Transport name -> (blocking, asyncio) transport.
+TRANSPORTS: dict[str, tuple[Callable[..., Transport], Callable[..., AsyncTransport]]] = {
+    "grpc": (GrpcTransport, AsyncGrpcTransport),
+    "http": (HttpTransport, AsyncHttpTransport),
+}
+
+
+def _named(transport: str, kind: str) -> tuple[Callable[..., Transport], Callable[..., AsyncTransport]]:
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be 'grpc', 'http' or {kind} (got {transport!r})")
+    return TRANSPORTS[transport]
 
 
 def make_transport(target: str, transport: TransportName | Transport, api_key: str | None) -> Transport:
-    if transport == "grpc":
-        return GrpcTransport(target, api_key=api_key)
-    if transport == "http":
-        return HttpTransport(target, api_key=api_key)
     if isinstance(transport, str):
-        raise ValueError(f"transport must be 'grpc', 'http' or a Transport (got {transport!r})")
+        return _named(transport, "a Transport")[0](target, api_key=api_key)
     return transport
+
+
+def make_async_transport(
+    target: str, transport: TransportName | AsyncTransport, api_key: str | None
+) -> AsyncTransport:
+    if isinstance(transport, str):
+        return _named(transport, "an AsyncTransport")[1](target, api_key=api_key)
+    return transport
+
+
+def retry_policy(timeout: float, retries: int, backoff: float, max_backoff: float) -> RetryPolicy:
+    """Both clients' constructor check and policy."""
+    if timeout <= 0:
+        raise ValueError("timeout must be > 0")
+    return RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff)
 
 
 class KnowledgeClient(ProfileCalls):
@@ -68,21 +97,27 @@ class KnowledgeClient(ProfileCalls):
         backoff: float = 0.1,
         max_backoff: float = 2.0,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be > 0")
+        self.policy = retry_policy(timeout, retries, backoff, max_backoff)
         self.target = target
         self.timeout = timeout
-        self.policy = RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff)
         self.transport = make_transport(target, transport, api_key)
 
-    def _call(self, method: str, body: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-        return call_sync(
-            method,
-            lambda left: self.transport.call(method, body, timeout=left),
+    def _run(self, call: rq.Call[R], timeout: float | None) -> R:
+        """Run one call within its deadline (``timeout``, else the client's), retries included."""
+
+        def attempt(left: float) -> dict[str, Any]:
+            if call.stream:
+                return self.transport.stream(call.method, call.body, timeout=left)
+            return self.transport.call(call.method, call.body, timeout=left)
+
+        data = call_sync(
+            call.method,
+            attempt,
             timeout=timeout or self.timeout,
             policy=self.policy,
-            idempotent=rq.IDEMPOTENT[method],
+            idempotent=call.idempotent,
         )
+        return call.result(data)
 
     def search(
         self,
@@ -119,20 +154,22 @@ class KnowledgeClient(ProfileCalls):
         Returns:
             The ranked chunks, best first, with cache, rerank and timing information.
         """
-        body = rq.search_body(
-            namespace,
-            query,
-            top_k=top_k,
-            filter=filter,
-            mode=mode,
-            fusion=fusion,
-            candidates=candidates,
-            rerank=rerank,
-            explain=explain,
-            profile=profile,
-            overrides=overrides,
+        return self._run(
+            rq.search(
+                namespace,
+                query,
+                top_k=top_k,
+                filter=filter,
+                mode=mode,
+                fusion=fusion,
+                candidates=candidates,
+                rerank=rerank,
+                explain=explain,
+                profile=profile,
+                overrides=overrides,
+            ),
+            timeout,
         )
-        return SearchResponse.model_validate(self._call("Search", body, timeout))
 
     def ingest(
         self, namespace: str, documents: Iterable[rq.DocumentLike], *, timeout: float | None = None
@@ -147,9 +184,7 @@ class KnowledgeClient(ProfileCalls):
         Returns:
             Each document's outcome (created, updated, unchanged, failed) and the index version.
         """
-        return IngestResponse.model_validate(
-            self._call("Ingest", rq.ingest_body(namespace, documents), timeout)
-        )
+        return self._run(rq.ingest(namespace, documents), timeout)
 
     def ingest_stream(
         self,
@@ -170,15 +205,7 @@ class KnowledgeClient(ProfileCalls):
         Returns:
             Every document's outcome, in order, and the final index version.
         """
-        bodies = (rq.ingest_body(namespace, batch) for batch in batches)
-        data = call_sync(
-            "IngestStream",
-            lambda left: self.transport.stream("IngestStream", bodies, timeout=left),
-            timeout=timeout or self.timeout,
-            policy=self.policy,
-            idempotent=False,
-        )
-        return IngestResponse.model_validate(data)
+        return self._run(rq.ingest_stream(namespace, batches), timeout)
 
     def delete(
         self,
@@ -199,9 +226,7 @@ class KnowledgeClient(ProfileCalls):
         Returns:
             How many documents were deleted, and the index version.
         """
-        return DeleteResponse.model_validate(
-            self._call("DeleteDocuments", rq.delete_body(namespace, ids, filter), timeout)
-        )
+        return self._run(rq.delete(namespace, ids, filter), timeout)
 
     def get(self, namespace: str, doc_id: str, *, timeout: float | None = None) -> StoredDocument:
         """Fetch one stored document.
@@ -214,8 +239,7 @@ class KnowledgeClient(ProfileCalls):
         Returns:
             The document; raises :class:`~knowledge_client.NotFound` if there is none.
         """
-        body = {"namespace": namespace, "doc_id": doc_id}
-        return StoredDocument.model_validate(self._call("GetDocument", body, timeout))
+        return self._run(rq.get(namespace, doc_id), timeout)
 
     def count(
         self, namespace: str, *, filter: Mapping[str, Any] | None = None, timeout: float | None = None
@@ -230,8 +254,7 @@ class KnowledgeClient(ProfileCalls):
         Returns:
             Documents, chunks and the index version.
         """
-        body = rq.count_body(namespace, filter)
-        return CountResponse.model_validate(self._call("CountDocuments", body, timeout))
+        return self._run(rq.count(namespace, filter), timeout)
 
     def close(self) -> None:
         """Close the channel or connection pool."""

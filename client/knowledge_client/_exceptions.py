@@ -9,8 +9,12 @@ Every failure of a call raises a subclass of :class:`KnowledgeError`::
     ├── Conflict                   ABORTED / HTTP 409: a concurrent change won (stale expected_version)
     ├── PreconditionFailed         FAILED_PRECONDITION / HTTP 412: a required check failed (eval gate)
     ├── Overloaded                 RESOURCE_EXHAUSTED / HTTP 429: transient, retried (honours retry-after)
-    ├── Unavailable                UNAVAILABLE / HTTP 502, 503, 504, no connection: transient, retried
-    └── DeadlineExceeded           DEADLINE_EXCEEDED / an HTTP timeout: the call's deadline passed
+    ├── Unavailable                UNAVAILABLE / HTTP 502, 503, no connection: transient, retried
+    └── DeadlineExceeded           DEADLINE_EXCEEDED / HTTP 504, an HTTP timeout: the deadline
+                                   passed; not retried (the call's deadline is spent)
+
+Both transports read one table, :data:`STATUS_TABLE` (gRPC status name, HTTP statuses,
+exception), so a status means the same exception over either.
 
 Each carries ``status`` (the gRPC status name, e.g. ``"INVALID_ARGUMENT"``, on both transports),
 ``detail`` (the service's message), ``http_status`` (HTTP only), ``field`` (the offending request
@@ -101,48 +105,23 @@ class DeadlineExceeded(KnowledgeError):
     retryable = True
 
 
-_BY_GRPC: dict[grpc.StatusCode, type[KnowledgeError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
-    grpc.StatusCode.OUT_OF_RANGE: InvalidRequest,
-    grpc.StatusCode.UNAUTHENTICATED: Unauthorized,
-    grpc.StatusCode.PERMISSION_DENIED: Unauthorized,
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.ABORTED: Conflict,
-    grpc.StatusCode.FAILED_PRECONDITION: PreconditionFailed,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: Overloaded,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
-}
+# The one status table of both transports: a gRPC status name, the HTTP statuses that mean it (each
+# in one row only), and the exception either raises. Statuses not listed are a plain KnowledgeError.
+STATUS_TABLE: tuple[tuple[str, tuple[int, ...], type[KnowledgeError]], ...] = (
+    ("INVALID_ARGUMENT", (400, 413, 422), InvalidRequest),
+    ("OUT_OF_RANGE", (), InvalidRequest),
+    ("UNAUTHENTICATED", (401,), Unauthorized),
+    ("PERMISSION_DENIED", (403,), Unauthorized),
+    ("NOT_FOUND", (404,), NotFound),
+    ("ABORTED", (409,), Conflict),
+    ("FAILED_PRECONDITION", (412,), PreconditionFailed),
+    ("RESOURCE_EXHAUSTED", (429,), Overloaded),
+    ("UNAVAILABLE", (502, 503), Unavailable),
+    ("DEADLINE_EXCEEDED", (504,), DeadlineExceeded),
+)
 
-_BY_HTTP: dict[int, type[KnowledgeError]] = {
-    400: InvalidRequest,
-    413: InvalidRequest,
-    422: InvalidRequest,
-    401: Unauthorized,
-    403: Unauthorized,
-    404: NotFound,
-    409: Conflict,
-    412: PreconditionFailed,
-    429: Overloaded,
-    502: Unavailable,
-    503: Unavailable,
-    504: Unavailable,
-}
-
-_HTTP_STATUS_NAMES = {
-    400: "INVALID_ARGUMENT",
-    413: "INVALID_ARGUMENT",
-    422: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    412: "FAILED_PRECONDITION",
-    429: "RESOURCE_EXHAUSTED",
-    502: "UNAVAILABLE",
-    503: "UNAVAILABLE",
-    504: "UNAVAILABLE",
-}
+_BY_GRPC = {name: cls for name, _, cls in STATUS_TABLE}
+_BY_HTTP = {status: (name, cls) for name, statuses, cls in STATUS_TABLE for status in statuses}
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -170,7 +149,7 @@ def from_grpc(code: grpc.StatusCode, details: str | None, trailers: object = ())
         elif key == "retry-after-ms":
             ms = parse_retry_after(str(value))
             retry_after = None if ms is None else ms / 1000
-    cls = _BY_GRPC.get(code, KnowledgeError)
+    cls = _BY_GRPC.get(code.name, KnowledgeError)
     return cls(details or code.name, status=code.name, retry_after=retry_after)
 
 
@@ -185,10 +164,10 @@ def from_http(status: int, body: object, retry_after: str | None = None) -> Know
             message = str(body["detail"])
     elif isinstance(body, str) and body.strip():
         message = body.strip()[:500]
-    cls = _BY_HTTP.get(status, KnowledgeError)
+    name, cls = _BY_HTTP.get(status, (KnowledgeError.default_status, KnowledgeError))
     return cls(
         str(message or f"HTTP {status}"),
-        status=str(code or _HTTP_STATUS_NAMES.get(status, cls.default_status)),
+        status=str(code or name),
         http_status=status,
         field=field if isinstance(field, str) else None,
         retry_after=parse_retry_after(retry_after),

@@ -2,7 +2,8 @@
 
 A ``grpc.Channel`` is thread-safe, so one :class:`GrpcTransport` serves any number of threads. The
 channel reconnects on its own; its reconnect backoff starts at 100 ms (gRPC's default is 1 s) so
-that the client's own retries find a restarted service quickly.
+that the client's own retries find a restarted service quickly. Bodies become request messages,
+and response messages bodies, in ``_wire`` (protobuf's ``json_format``), by the RPC's name.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from typing import Any
 
 import grpc
 
-from . import _convert, _convert_profiles
-from ._convert import Body
 from ._exceptions import InvalidRequest, KnowledgeError, from_grpc
-from ._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from ._tracecontext import trace_headers
+from ._wire import Body, to_body, to_message
+from .proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 
-CODECS = {**_convert.CODECS, **_convert_profiles.CODECS}
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
@@ -53,13 +52,13 @@ class _Requests:
     """Turns bodies into messages lazily; a body that cannot be converted ends the stream."""
 
     def __init__(self, method: str) -> None:
-        self.encode = CODECS[method][0]
+        self.method = method
         self.error: KnowledgeError | None = None
         self.count = 0
 
     def _one(self, body: Body) -> Any:
         try:
-            return self.encode(body)
+            return to_message(self.method, body)
         except KnowledgeError as exc:
             self.error = InvalidRequest(
                 f"IngestStream batch {self.count}: {exc.detail} (earlier batches were sent)",
@@ -86,13 +85,6 @@ class _Requests:
         else:
             for msg in self.sync(bodies):
                 yield msg
-
-
-def _encode(method: str, body: Body) -> Any:
-    try:
-        return CODECS[method][0](body)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidRequest(f"{method}: malformed request ({exc!r})") from None
 
 
 class GrpcTransport(_TracedMetadata):
@@ -124,12 +116,12 @@ class GrpcTransport(_TracedMetadata):
         self._metadata = _metadata(api_key)
 
     def call(self, method: str, body: Body, *, timeout: float | None) -> Body:
-        request = _encode(method, body)
+        request = to_message(method, body)
         try:
             response = getattr(self._stub, method)(request, timeout=timeout, metadata=self._call_metadata())
         except grpc.RpcError as exc:
             raise _error(exc) from None
-        return CODECS[method][1](response)
+        return to_body(response)
 
     def stream(self, method: str, bodies: Iterable[Body], *, timeout: float | None) -> Body:
         requests = _Requests(method)
@@ -141,7 +133,7 @@ class GrpcTransport(_TracedMetadata):
             raise (requests.error or _error(exc)) from None
         if requests.error is not None:
             raise requests.error
-        return CODECS[method][1](response)
+        return to_body(response)
 
     def close(self) -> None:
         self._channel.close()
@@ -182,14 +174,14 @@ class AsyncGrpcTransport(_TracedMetadata):
         return self._stub
 
     async def call(self, method: str, body: Body, *, timeout: float | None) -> Body:
-        request = _encode(method, body)
+        request = to_message(method, body)
         try:
             response = await getattr(self._the_stub(), method)(
                 request, timeout=timeout, metadata=self._call_metadata()
             )
         except grpc.RpcError as exc:
             raise _error(exc) from None
-        return CODECS[method][1](response)
+        return to_body(response)
 
     async def stream(
         self, method: str, bodies: AsyncIterable[Body] | Iterable[Body], *, timeout: float | None
@@ -203,7 +195,7 @@ class AsyncGrpcTransport(_TracedMetadata):
             raise (requests.error or _error(exc)) from None
         if requests.error is not None:
             raise requests.error
-        return CODECS[method][1](response)
+        return to_body(response)
 
     async def close(self) -> None:
         if self._channel is not None:

@@ -4,6 +4,10 @@
 your own ``httpx.Client`` / ``httpx.AsyncClient`` (e.g. with ``httpx.MockTransport``, TLS or
 proxy settings) as ``client``. HTTP has no streaming ingest: ``IngestStream`` sends each batch as
 one ``Ingest`` request and concatenates the outcomes.
+
+Every request carries its deadline as ``x-request-timeout-ms``: what is left of the call's
+deadline for this attempt (or batch), in whole milliseconds, as gRPC carries ``grpc-timeout``; the
+service cuts the stages of a search that would overrun it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from ._exceptions import DeadlineExceeded, InvalidRequest, KnowledgeError, Unava
 from ._tracecontext import trace_headers
 
 Body = dict[str, Any]
+
+DEADLINE_HEADER = "x-request-timeout-ms"
 
 # The service's rule for namespace and profile names, which travel in the URL path.
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -89,6 +95,22 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"authorization": f"Bearer {api_key}"} if api_key else {}
 
 
+def _deadline(timeout: float | None) -> dict[str, str]:
+    """The attempt's time left in whole milliseconds, rounded down (at least 1, as the service asks)."""
+    return {} if timeout is None else {DEADLINE_HEADER: str(max(1, int(timeout * 1000)))}
+
+
+class _HttpBase:
+    target: str
+    _headers: dict[str, str]
+
+    def _request(self, method: str, body: Body, timeout: float | None) -> tuple[str, str, dict[str, Any]]:
+        """(verb, URL, httpx keyword arguments) of one attempt, its headers included."""
+        verb, path, kwargs = request_args(method, body)
+        kwargs["headers"].update(self._headers, **trace_headers(), **_deadline(timeout))
+        return verb, self.target + path, {**kwargs, "timeout": timeout}
+
+
 def _result(response: httpx.Response) -> Body:
     try:
         body = response.json()
@@ -131,7 +153,7 @@ def _remaining(deadline: float | None) -> float | None:
     return left
 
 
-class HttpTransport:
+class HttpTransport(_HttpBase):
     """Blocking HTTP transport (``target`` like ``"127.0.0.1:8080"`` or ``"https://host"``).
 
     Args:
@@ -147,11 +169,9 @@ class HttpTransport:
         self._headers = _headers(api_key)
 
     def call(self, method: str, body: Body, *, timeout: float | None) -> Body:
-        verb, path, kwargs = request_args(method, body)
-        url = self.target + path
-        kwargs["headers"].update(self._headers, **trace_headers())
+        verb, url, kwargs = self._request(method, body, timeout)
         try:
-            response = self._client.request(verb, url, timeout=timeout, **kwargs)
+            response = self._client.request(verb, url, **kwargs)
         except httpx.HTTPError as exc:
             raise _network_error(exc, url) from None
         return _result(response)
@@ -173,7 +193,7 @@ class HttpTransport:
             self._client.close()
 
 
-class AsyncHttpTransport:
+class AsyncHttpTransport(_HttpBase):
     """asyncio HTTP transport.
 
     Args:
@@ -189,11 +209,9 @@ class AsyncHttpTransport:
         self._headers = _headers(api_key)
 
     async def call(self, method: str, body: Body, *, timeout: float | None) -> Body:
-        verb, path, kwargs = request_args(method, body)
-        url = self.target + path
-        kwargs["headers"].update(self._headers, **trace_headers())
+        verb, url, kwargs = self._request(method, body, timeout)
         try:
-            response = await self._client.request(verb, url, timeout=timeout, **kwargs)
+            response = await self._client.request(verb, url, **kwargs)
         except httpx.HTTPError as exc:
             raise _network_error(exc, url) from None
         return _result(response)

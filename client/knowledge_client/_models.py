@@ -6,9 +6,20 @@ service.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+def _unset_if_empty(value: Any) -> Any:
+    return None if isinstance(value, list | tuple) and not value else value
+
+
+# A list where None means "unset". The proto has no null list: an unset one arrives over gRPC as
+# [] (and the service reads [] as unset), so an empty list is read as None on both transports.
+NoneIfEmpty = Annotated[list[T] | None, BeforeValidator(_unset_if_empty)]
 
 
 class _Result(BaseModel):
@@ -33,7 +44,7 @@ class Fusion(BaseModel):
 
     method: Literal["rrf", "dbsf"] = "rrf"
     k: int | None = None
-    weights: list[float] | None = None
+    weights: NoneIfEmpty[float] = None
 
 
 IngestStatus = Literal["created", "updated", "unchanged", "failed"]

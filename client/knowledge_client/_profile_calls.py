@@ -6,19 +6,19 @@ makes it active, and a namespace names the profile its searches use by default.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from . import _requests as rq
 from ._models import NamespaceSettings, Profile, RequireEval
 
-Body = dict[str, Any]
+R = TypeVar("R")
 
 
 class ProfileCalls:
-    """Blocking profile calls (needs ``_call(method, body, timeout) -> dict``)."""
+    """Blocking profile calls (the client supplies ``_run``)."""
 
-    def _call(self, method: str, body: Body, timeout: float | None) -> Body:
+    def _run(self, call: rq.Call[R], timeout: float | None) -> R:
         raise NotImplementedError
 
     def list_profiles(self, *, timeout: float | None = None) -> list[Profile]:
@@ -30,8 +30,7 @@ class ProfileCalls:
         Returns:
             The profiles.
         """
-        data = self._call("ListProfiles", {}, timeout)
-        return [Profile.model_validate(p) for p in data.get("profiles", [])]
+        return self._run(rq.list_profiles(), timeout)
 
     def get_profile(self, name: str, *, timeout: float | None = None) -> Profile:
         """A profile at its active version; :class:`~knowledge_client.NotFound` if unknown.
@@ -43,7 +42,7 @@ class ProfileCalls:
         Returns:
             The profile.
         """
-        return Profile.model_validate(self._call("GetProfile", {"name": name}, timeout))
+        return self._run(rq.get_profile(name), timeout)
 
     def put_profile(
         self,
@@ -70,8 +69,7 @@ class ProfileCalls:
         Returns:
             The new version.
         """
-        body = rq.put_profile_body(name, settings, expected_version, require_eval, note)
-        return Profile.model_validate(self._call("PutProfile", body, timeout))
+        return self._run(rq.put_profile(name, settings, expected_version, require_eval, note), timeout)
 
     def profile_versions(self, name: str, *, timeout: float | None = None) -> list[Profile]:
         """Every version of a profile, oldest first.
@@ -83,8 +81,7 @@ class ProfileCalls:
         Returns:
             The versions.
         """
-        data = self._call("ListProfileVersions", {"name": name}, timeout)
-        return [Profile.model_validate(p) for p in data.get("versions", [])]
+        return self._run(rq.profile_versions(name), timeout)
 
     def rollback_profile(self, name: str, version: int, *, timeout: float | None = None) -> Profile:
         """Make an earlier version's settings active again, as a new version. Never retried.
@@ -97,8 +94,7 @@ class ProfileCalls:
         Returns:
             The new version.
         """
-        body = {"name": name, "version": version}
-        return Profile.model_validate(self._call("RollbackProfile", body, timeout))
+        return self._run(rq.rollback_profile(name, version), timeout)
 
     def get_namespace_settings(self, namespace: str, *, timeout: float | None = None) -> NamespaceSettings:
         """A namespace's settings (its default profile).
@@ -110,8 +106,7 @@ class ProfileCalls:
         Returns:
             The settings.
         """
-        data = self._call("GetNamespaceSettings", {"namespace": namespace}, timeout)
-        return NamespaceSettings.model_validate(data)
+        return self._run(rq.get_namespace_settings(namespace), timeout)
 
     def set_namespace_settings(
         self, namespace: str, default_profile: str, *, timeout: float | None = None
@@ -126,24 +121,22 @@ class ProfileCalls:
         Returns:
             The settings now in force.
         """
-        body = {"namespace": namespace, "default_profile": default_profile}
-        return NamespaceSettings.model_validate(self._call("SetNamespaceSettings", body, timeout))
+        return self._run(rq.set_namespace_settings(namespace, default_profile), timeout)
 
 
 class AsyncProfileCalls:
-    """The same calls as :class:`ProfileCalls`, awaited (needs an async ``_call``)."""
+    """The same calls as :class:`ProfileCalls`, awaited (the client supplies an async ``_run``)."""
 
-    def _call(self, method: str, body: Body, timeout: float | None) -> Awaitable[Body]:
+    async def _run(self, call: rq.Call[R], timeout: float | None) -> R:
         raise NotImplementedError
 
     async def list_profiles(self, *, timeout: float | None = None) -> list[Profile]:
         """Every profile at its active version (see :meth:`KnowledgeClient.list_profiles`)."""
-        data = await self._call("ListProfiles", {}, timeout)
-        return [Profile.model_validate(p) for p in data.get("profiles", [])]
+        return await self._run(rq.list_profiles(), timeout)
 
     async def get_profile(self, name: str, *, timeout: float | None = None) -> Profile:
         """A profile at its active version (see :meth:`KnowledgeClient.get_profile`)."""
-        return Profile.model_validate(await self._call("GetProfile", {"name": name}, timeout))
+        return await self._run(rq.get_profile(name), timeout)
 
     async def put_profile(
         self,
@@ -156,29 +149,24 @@ class AsyncProfileCalls:
         timeout: float | None = None,
     ) -> Profile:
         """Create the profile's next version (see :meth:`KnowledgeClient.put_profile`)."""
-        body = rq.put_profile_body(name, settings, expected_version, require_eval, note)
-        return Profile.model_validate(await self._call("PutProfile", body, timeout))
+        return await self._run(rq.put_profile(name, settings, expected_version, require_eval, note), timeout)
 
     async def profile_versions(self, name: str, *, timeout: float | None = None) -> list[Profile]:
         """Every version of a profile, oldest first (see :meth:`KnowledgeClient.profile_versions`)."""
-        data = await self._call("ListProfileVersions", {"name": name}, timeout)
-        return [Profile.model_validate(p) for p in data.get("versions", [])]
+        return await self._run(rq.profile_versions(name), timeout)
 
     async def rollback_profile(self, name: str, version: int, *, timeout: float | None = None) -> Profile:
         """Reactivate an earlier version's settings (see :meth:`KnowledgeClient.rollback_profile`)."""
-        body = {"name": name, "version": version}
-        return Profile.model_validate(await self._call("RollbackProfile", body, timeout))
+        return await self._run(rq.rollback_profile(name, version), timeout)
 
     async def get_namespace_settings(
         self, namespace: str, *, timeout: float | None = None
     ) -> NamespaceSettings:
         """A namespace's settings (see :meth:`KnowledgeClient.get_namespace_settings`)."""
-        data = await self._call("GetNamespaceSettings", {"namespace": namespace}, timeout)
-        return NamespaceSettings.model_validate(data)
+        return await self._run(rq.get_namespace_settings(namespace), timeout)
 
     async def set_namespace_settings(
         self, namespace: str, default_profile: str, *, timeout: float | None = None
     ) -> NamespaceSettings:
         """Set a namespace's default profile (see :meth:`KnowledgeClient.set_namespace_settings`)."""
-        body = {"namespace": namespace, "default_profile": default_profile}
-        return NamespaceSettings.model_validate(await self._call("SetNamespaceSettings", body, timeout))
+        return await self._run(rq.set_namespace_settings(namespace, default_profile), timeout)

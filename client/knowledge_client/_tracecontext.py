@@ -3,10 +3,15 @@ service's. Only when OpenTelemetry is installed: the client does not depend on i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+_inject: Callable[[dict[str, str]], None] | None
 try:
-    from opentelemetry.propagate import inject as _inject
+    from opentelemetry.propagate import inject
 except ImportError:  # pragma: no cover - exercised by the clean-venv test
     _inject = None
+else:
+    _inject = inject
 
 
 def trace_headers() -> dict[str, str]:

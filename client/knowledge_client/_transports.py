@@ -1,11 +1,11 @@
 """What a transport is: the seam where tests (or another network stack) plug in.
 
 A transport carries one RPC of ``knowledge.v1.KnowledgeService`` by name (``"Search"``,
-``"Ingest"``, ``"DeleteDocuments"``, ``"GetDocument"``, ``"CountDocuments"``; ``"IngestStream"``
-through :meth:`stream`) with a JSON-shaped body (the HTTP API's, ``namespace`` included) and
-returns the JSON-shaped response. It raises only :class:`~knowledge_client.KnowledgeError`
-subclasses, and makes exactly one attempt: deadlines across retries, backoff and typed results
-are the client's job.
+``"GetProfile"``, any of them; ``"IngestStream"`` through :meth:`stream`) with a JSON-shaped body
+(the HTTP API's, ``namespace`` included) and returns the JSON-shaped response, the same dict over
+either transport. It raises only :class:`~knowledge_client.KnowledgeError` subclasses, and makes
+exactly one attempt within the ``timeout`` it is given (the time left of the call's deadline):
+deadlines across retries, backoff and typed results are the client's job.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from collections.abc import AsyncIterable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 Body = dict[str, Any]
-
-METHODS = ("Search", "Ingest", "DeleteDocuments", "GetDocument", "CountDocuments")
 
 
 @runtime_checkable

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -89,9 +90,11 @@ async def serve_http(core: Any, settings: Settings, port: int) -> AsyncIterator[
     )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 10  # uvicorn has no started event: poll its flag, within a bound
     while not server.started:
         if task.done():
             task.result()
+        assert time.monotonic() < deadline, f"uvicorn did not start on port {port} within 10 s"
         await asyncio.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -10,7 +10,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_service.schemas.documents import IngestRequest, IngestResponse
 from knowledge_service.schemas.profiles import ProfileOut
 from knowledge_service.schemas.search import RetrievalSettings, SearchRequest, SearchResponse

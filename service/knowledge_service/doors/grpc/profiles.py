@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_service.doors.grpc import convert as convert
 from knowledge_service.doors.grpc.guard import guarded
 from knowledge_service.schemas.profiles import (

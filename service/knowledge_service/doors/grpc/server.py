@@ -23,8 +23,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
 
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.core import limits
 from knowledge_service.core.errors import InvalidArgument, KnowledgeError, from_validation_error
 from knowledge_service.doors import calls

@@ -29,7 +29,7 @@ DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cknowledge/v1/k
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'knowledge_client._proto.knowledge.v1.knowledge_pb2', _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'knowledge_client.proto.knowledge.v1.knowledge_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SEARCHRESPONSE_TIMINGSMSENTRY']._loaded_options = None

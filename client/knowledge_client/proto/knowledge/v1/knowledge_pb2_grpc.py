@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as knowledge_dot_v1_dot_knowledge__pb2
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as knowledge_dot_v1_dot_knowledge__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
