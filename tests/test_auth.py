@@ -9,8 +9,8 @@ import grpc
 import httpx
 import pytest
 
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.core.config import Settings
 from knowledge_service.ops.auth import KeyRing, hash_key
 from test_grpc import channel, stub  # noqa: F401  (fixtures: a real gRPC server over `core`)

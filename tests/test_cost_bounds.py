@@ -11,8 +11,8 @@ import grpc
 import httpx
 import pytest
 
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.app import Knowledge
 from knowledge_service.core import limits as L
 from knowledge_service.core.config import Settings

@@ -13,8 +13,8 @@ from google.protobuf import json_format, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.core.config import Settings
 from knowledge_service.core.errors import Overloaded
 from knowledge_service.doors.grpc.convert import search_request

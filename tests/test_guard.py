@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from conftest import free_port
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_service.core import limits as L
 from knowledge_service.core.config import Settings
 from knowledge_service.ops.auth import hash_key

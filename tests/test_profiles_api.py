@@ -7,8 +7,8 @@ import httpx
 import pytest
 from google.protobuf import struct_pb2
 
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
-from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.app import Knowledge
 from knowledge_service.schemas.documents import IngestRequest
 from test_grpc import channel, stub  # noqa: F401  (fixtures: a real gRPC server over `core`)

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "generate_stubs.py"
 
 
@@ -51,15 +53,6 @@ def test_stubs_are_written_to_the_public_module() -> None:
     )
 
 
-def test_the_old_private_path_is_an_alias_of_the_same_modules() -> None:
-    import warnings
-
-    from knowledge_client.proto.knowledge.v1 import knowledge_pb2, knowledge_pb2_grpc
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as old_pb2
-        from knowledge_client._proto.knowledge.v1 import knowledge_pb2_grpc as old_pb2_grpc
-
-    assert (old_pb2, old_pb2_grpc) == (knowledge_pb2, knowledge_pb2_grpc)
-    assert old_pb2.SearchRequest is knowledge_pb2.SearchRequest
+def test_the_private_stub_path_is_gone() -> None:
+    with pytest.raises(ModuleNotFoundError):
+        __import__("knowledge_client._proto")
