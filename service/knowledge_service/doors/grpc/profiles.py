@@ -7,6 +7,8 @@ from typing import Any
 from knowledge_client._proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_service.doors.grpc.convert import to_message, to_model
 from knowledge_service.doors.grpc.guard import guarded
+from knowledge_service.pipelines.evaluation.comparison import Comparison
+from knowledge_service.schemas.evaluations import EvaluationRequest
 from knowledge_service.schemas.profiles import (
     NamespaceRef,
     NamespaceSettings,
@@ -17,7 +19,8 @@ from knowledge_service.schemas.profiles import (
 
 
 class ProfileRpcs:
-    """Profiles: list, get, put (new version), versions, rollback; namespace default profile."""
+    """Profiles: list, get, put (new version), versions, rollback; namespace default profile;
+    evaluations."""
 
     _core: Any
 
@@ -62,3 +65,9 @@ class ProfileRpcs:
         """Set a namespace's default profile."""
         out = await self._core.profiles.set_namespace_settings(to_model(NamespaceSettings, request))
         return to_message(pb.NamespaceSettings, out)
+
+    @guarded
+    async def Evaluate(self, request: pb.EvaluateRequest, context: Any) -> pb.Comparison:
+        """Run a labelled query set against one or two profiles on a namespace and compare them."""
+        result: Comparison = await self._core.evaluations.evaluate(to_model(EvaluationRequest, request))
+        return to_message(pb.Comparison, result)

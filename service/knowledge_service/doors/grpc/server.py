@@ -37,6 +37,7 @@ from knowledge_service.schemas.documents import (
     CountRequest,
     DeleteRequest,
     DocumentRef,
+    IngestFilesRequest,
     IngestRequest,
     IngestResponse,
     IngestResult,
@@ -111,6 +112,12 @@ class KnowledgeServicer(ProfileRpcs, pb_grpc.KnowledgeServiceServicer):
         if not count:
             raise InvalidArgument("IngestStream: send at least one IngestRequest")
         return to_message(pb.IngestResponse, IngestResponse(results=results, index_version=index_version))
+
+    @guarded
+    async def IngestFiles(self, request: pb.IngestFilesRequest, context: Any) -> pb.IngestResponse:
+        """Parse uploaded files on the server and ingest them as one batch."""
+        resp = await self._core.documents.ingest_files(to_model(IngestFilesRequest, request))
+        return to_message(pb.IngestResponse, resp)
 
     @guarded
     async def DeleteDocuments(
