@@ -76,6 +76,7 @@ def to_message(message: type[P], value: BaseModel | Mapping[str, Any]) -> P:
 
 
 def search_request(msg: pb.SearchRequest) -> SearchRequest:
+    """``to_model(SearchRequest, msg)``, by the name the translation tests use."""
     return to_model(SearchRequest, msg)
 
 
