@@ -132,6 +132,34 @@ async def test_grpc_keys(stub: pb_grpc.KnowledgeServiceStub) -> None:  # noqa: F
     assert await code(stub.ListProfiles, pb.ListProfilesRequest(), "k-search-a") == grpc.StatusCode.OK
     count = await stub.CountDocuments(count_b, metadata=(("authorization", "Bearer k-root"),))
     assert count.documents == 1
+    upload = [pb.UploadedFile(filename="n.txt", data=b"text")]
+    files_a, files_b = (pb.IngestFilesRequest(namespace=ns, files=upload) for ns in ("a", "b"))
+    assert await code(stub.IngestFiles, files_a, "k-search-a") == grpc.StatusCode.PERMISSION_DENIED
+    assert await code(stub.IngestFiles, files_b, "k-ingest-a") == grpc.StatusCode.PERMISSION_DENIED
+    assert await code(stub.IngestFiles, files_a, "k-ingest-a") == grpc.StatusCode.OK
+
+
+async def test_grpc_evaluate_needs_admin_on_the_namespace_in_its_body(
+    stub: pb_grpc.KnowledgeServiceStub,  # noqa: F811
+) -> None:
+    async def code(request: pb.EvaluateRequest, key: str) -> grpc.StatusCode:
+        try:
+            await stub.Evaluate(request, metadata=(("authorization", f"Bearer {key}"),))
+            return grpc.StatusCode.OK
+        except grpc.aio.AioRpcError as err:
+            return err.code()
+
+    def evaluate(namespace: str) -> pb.EvaluateRequest:
+        return pb.EvaluateRequest(
+            namespace=namespace,
+            queries={"q": "keys"},
+            qrels={"q": pb.Judgments(grades={"x": 1})},
+            profiles=[pb.ProfileSpec(name="default")],
+        )
+
+    assert await code(evaluate("a"), "k-search-a") == grpc.StatusCode.PERMISSION_DENIED  # no admin role
+    assert await code(evaluate("b"), "k-admin-a") == grpc.StatusCode.PERMISSION_DENIED  # not its namespace
+    assert await code(evaluate("a"), "k-admin-a") == grpc.StatusCode.OK
 
 
 def test_key_configuration_is_validated() -> None:

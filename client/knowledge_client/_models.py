@@ -169,13 +169,16 @@ class Profile(_Result):
 
 
 class RequireEval(BaseModel):
-    """The evaluation gate of a profile change: a labelled query set (a BEIR folder on the
-    server) searched in ``namespace``; the change is refused (``PreconditionFailed``) if it loses
+    """The evaluation gate of a profile change: a labelled query set, a BEIR folder on the server
+    (``dataset``, ``split``) or uploaded (``queries``: id -> text, ``qrels``: query id -> doc id ->
+    grade), searched in ``namespace``; the change is refused (``PreconditionFailed``) if it loses
     more than ``min_delta`` nDCG@10 against the active version."""
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str
+    dataset: str | None = None
+    queries: dict[str, str] | None = None
+    qrels: dict[str, dict[str, int]] | None = None
     namespace: str
     split: str = "test"
     min_delta: float = 0.0

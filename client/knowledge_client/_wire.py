@@ -21,6 +21,9 @@ this module bridges them here and only here, by field *type*, never by field nam
   left out, where the HTTP API sends ``null``: either way the model's default (None) applies.
   Lists have no null in the proto: an unset list arrives as ``[]`` (``_models.NoneIfEmpty`` reads
   it as unset where the HTTP API says ``null``).
+- **Wrappers.** The proto cannot nest maps, so a map of maps (``qrels``: query -> doc -> grade) is
+  a map of messages whose only field is a map (``Judgments {grades}``): such a message is that
+  map in the body, in both directions.
 - **Requests** name fields as the proto does (``preserving_proto_field_name``). A key the message
   has no field for is refused (:class:`~knowledge_client.InvalidRequest`), never dropped: a setting
   this client's stubs cannot carry must not vanish silently.
@@ -88,7 +91,18 @@ def _walk(desc: Descriptor, data: Mapping[str, Any], path: str, one: Visit) -> B
     return out
 
 
+def _wrapped(field: FieldDescriptor) -> FieldDescriptor | None:
+    """The map field of a message that holds nothing but it (see Wrappers), else None."""
+    fields = field.message_type.fields if _walked(field) else ()
+    only = fields[0] if len(fields) == 1 else None
+    return (
+        only if only is not None and only.message_type and only.message_type.GetOptions().map_entry else None
+    )
+
+
 def _outbound(field: FieldDescriptor, value: Any, path: str) -> Any:
+    if (only := _wrapped(field)) is not None and isinstance(value, Mapping):
+        return {only.name: _each(only, value, path, _outbound)}
     if field.enum_type is not None and isinstance(value, str):
         enum, prefix = field.enum_type, _enum_prefix(field.enum_type)
         name = prefix + value.upper()
@@ -102,6 +116,8 @@ def _outbound(field: FieldDescriptor, value: Any, path: str) -> Any:
 
 
 def _inbound(field: FieldDescriptor, value: Any, path: str) -> Any:
+    if (only := _wrapped(field)) is not None and isinstance(value, Mapping):
+        return _each(only, value.get(only.name, {}), path, _inbound)
     if field.enum_type is not None:
         zero = field.enum_type.values_by_number[0].name
         if not isinstance(value, str) or value == zero:  # an unknown number, or unset

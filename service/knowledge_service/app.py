@@ -107,9 +107,6 @@ class Knowledge:
             index_params=index_params(s, dense),
             marker_refresh_s=s.sweep_grace_s / 4,
         )
-        self.documents = Documents(
-            store=self.store, writes=writes, ingester=ingester, gate=ingest_gate, metrics=self.metrics
-        )
         self.evaluations = Evaluations(
             searcher=self.searcher,
             profiles=self.registry,
@@ -121,6 +118,14 @@ class Knowledge:
             max_pages=s.parse_max_pages, timeout_s=s.parse_timeout_s, memory_mb=s.parse_memory_mb
         )
         self.parsers = ParserPool(s.parse_workers, limits)  # its workers start on first use
+        self.documents = Documents(
+            store=self.store,
+            writes=writes,
+            ingester=ingester,
+            gate=ingest_gate,
+            metrics=self.metrics,
+            parsers=self.parsers,
+        )
         self.sweeper = Sweeper(
             self.store,
             self.metrics,

@@ -59,7 +59,10 @@ def _fill(msg: Message) -> Message:
         target = getattr(msg, field.name)
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             value_field = field.message_type.fields_by_name["value"]
-            target["key"] = _scalar(value_field)
+            if value_field.message_type is not None:
+                _fill(target["key"])
+            else:
+                target["key"] = _scalar(value_field)
         elif field.message_type is not None and field.message_type.full_name == "google.protobuf.Struct":
             target.update({"year": 2020, "tags": ["a", 1], "score": 0.5})
         elif field.message_type is not None:

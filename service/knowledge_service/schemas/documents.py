@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from knowledge_service.core import limits as L
+from knowledge_service.core.errors import InvalidArgument, PayloadTooLarge
 from knowledge_service.schemas.common import MetadataValue, Namespace, Strict
 from knowledge_service.schemas.filters import validate_filter
 
@@ -80,6 +81,60 @@ class IngestResult(BaseModel):
 class IngestResponse(BaseModel):
     results: list[IngestResult]
     index_version: int
+
+
+# ----------------------------------------------------------------------------- files
+
+
+class FileIn(Strict):
+    """One uploaded file: its name gives the document's id and, by its extension, the format."""
+
+    filename: str = Field("", description="Slashes are kept in the id; empty: file-<i>.")
+    content_type: str | None = Field(None, description="Tells the format when the extension does not.")
+    data: bytes = b""
+    id: str | None = Field(None, description="Unset: the file name.")
+
+
+class IngestFilesRequest(Strict):
+    """Files to parse and ingest as one batch, with metadata added to each (over the file's own).
+
+    The file count and the bytes per file are checked here, before anything is parsed; the
+    bytes of the whole request are the front door's body cap (HTTP) or message cap (gRPC).
+    """
+
+    namespace: Namespace
+    files: list[FileIn]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("files")
+    @classmethod
+    def _file_limits(cls, v: list[FileIn]) -> list[FileIn]:
+        if not v:
+            raise InvalidArgument("files: send one or more files", field="files")
+        if len(v) > L.MAX_FILES_PER_REQUEST:
+            raise too_many_files()
+        for index, upload in enumerate(v):
+            if len(upload.data) > L.MAX_FILE_BYTES:
+                raise file_too_large(index, upload.filename)
+        return v
+
+
+def too_many_files() -> InvalidArgument:
+    """The refusal of a request with more than MAX_FILES_PER_REQUEST files (both doors)."""
+    return InvalidArgument(
+        f"at most {L.MAX_FILES_PER_REQUEST} files per request (MAX_FILES_PER_REQUEST); "
+        "send the rest in another request",
+        field="files",
+    )
+
+
+def file_too_large(index: int, filename: str) -> PayloadTooLarge:
+    """The refusal of a file over MAX_FILE_BYTES (both doors; HTTP as soon as the bound is passed)."""
+    return PayloadTooLarge(
+        f"files[{index}] ({filename}): over the limit of {L.MAX_FILE_BYTES} bytes per file "
+        "(MAX_FILE_BYTES); split it into smaller files",
+        field=f"files[{index}]",
+    )
 
 
 # ----------------------------------------------------------------------------- search

@@ -1,19 +1,194 @@
-"""Translation between knowledge.v1 protobuf messages and the request/response models.
+"""Translation between knowledge.v1 messages and the schema models, by protobuf's own json_format.
 
-Struct values are JSON numbers (doubles), so integral numbers in metadata and filters come back as
-``int`` (``2020.0`` -> ``2020``); integers beyond 2**53 lose precision on the wire.
+    to_model(Model, msg)    MessageToDict(msg, preserving_proto_field_name=True), inbound(), then
+                            Model.model_validate (a failure names the field: INVALID_ARGUMENT)
+    to_message(Msg, model)  model.model_dump(mode="json", exclude_none=True), outbound(), then
+                            ParseDict into Msg (a field the message lacks is an error, not dropped)
+
+A field added to the proto and to the schema under the same name needs no edit here. Where the
+proto's JSON mapping and the schemas differ, :func:`inbound` and :func:`outbound` (and nothing
+else) fix it, generically, by walking the message descriptor:
+
+- **Enums.** ``SEARCH_MODE_DENSE`` <-> ``"dense"``: the prefix is the name of the enum's zero
+  value less ``UNSPECIFIED``. The zero value is unset (the schema's default applies); a number
+  the enum does not know is passed on, so the schema refuses it naming the field.
+- **Unset fields.** A field without presence (a proto3 scalar, enum, repeated or map field) at its
+  zero value is left out by MessageToDict, so the schema's default applies, or a required field
+  is reported missing. ``optional`` scalars and message fields are sent exactly when set, zero
+  included: ``top_k: 0`` is refused, an unset ``top_k`` takes the profile's. An empty map is
+  therefore unset too (``queries: {}`` is no upload). On the way out ``None`` is unset.
+- **64-bit integers** are JSON strings in MessageToDict's output: back to ``int``. Non-finite
+  doubles are the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` both ways.
+- **Struct / Value / ListValue** (metadata, filters, overrides): JSON numbers are doubles, so
+  integral ones come back as ``int`` (``2020.0`` -> ``2020``); integers beyond 2**53 lose
+  precision on the wire.
+- **bytes** are base64 text in MessageToDict's output: the raw bytes are taken from the message.
+- **Maps of maps.** Proto has none, so a map's values are a message whose only field is a map
+  (``Judgments {map grades}``): such a message stands for its map, ``{"q1": {"d1": 2}}``.
+- **Oneofs** need nothing: MessageToDict writes the member that is set, under its own name.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
-from knowledge_service.schemas.documents import IngestRequest, IngestResponse
-from knowledge_service.schemas.profiles import ProfileOut
-from knowledge_service.schemas.search import RetrievalSettings, SearchRequest, SearchResponse
+from knowledge_service.schemas.search import SearchRequest
+
+M = TypeVar("M", bound=BaseModel)
+P = TypeVar("P", bound=Message)
+
+_STRUCTS = frozenset({"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"})
+_INT64 = frozenset(
+    {
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_SFIXED64,
+    }
+)
+_FLOATS = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def to_model(model: type[M], msg: Message) -> M:
+    """A request message as its schema model (ValidationError names the field)."""
+    data = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    return model.model_validate(inbound(msg.DESCRIPTOR, data, msg))
+
+
+def to_message(message: type[P], value: BaseModel | Mapping[str, Any]) -> P:
+    """A response model (or a mapping of field name -> models) as ``message``."""
+    if isinstance(value, BaseModel):
+        data = value.model_dump(mode="json", exclude_none=True)
+    else:
+        data = to_jsonable_python(value, exclude_none=True)
+    return json_format.ParseDict(outbound(message.DESCRIPTOR, data), message(), ignore_unknown_fields=False)
+
+
+def search_request(msg: pb.SearchRequest) -> SearchRequest:
+    """``to_model(SearchRequest, msg)``, by the name the translation tests use."""
+    return to_model(SearchRequest, msg)
+
+
+# ----------------------------------------------------------------------------- the one place
+
+
+def inbound(desc: Descriptor, data: dict[str, Any], msg: Message) -> dict[str, Any]:
+    """MessageToDict's output for ``msg`` as the schemas read it (see the module docstring)."""
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        field = desc.fields_by_name[name]
+        raw = getattr(msg, name)
+        if _is_map(field):  # MessageToDict walks the map in its own order: so does this
+            item = field.message_type.fields_by_name["value"]
+            raws = [raw[key] for key in raw] if _needs_raw(item) else [None] * len(value)
+            value = {k: _in_item(item, v, r) for (k, v), r in zip(value.items(), raws, strict=True)}
+        elif field.is_repeated:
+            raws = list(raw) if _needs_raw(field) else [None] * len(value)
+            value = [_in_item(field, v, r) for v, r in zip(value, raws, strict=True)]
+        else:
+            value = _inbound_value(field, value, raw)
+        if value is not _UNSET:
+            out[name] = value
+    return out
+
+
+def outbound(desc: Descriptor, data: dict[str, Any]) -> dict[str, Any]:
+    """A dumped model as ParseDict reads it for a message of type ``desc`` (the reverse of inbound)."""
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        field = desc.fields_by_name.get(name)
+        if field is None:  # not in the message: ParseDict reports it
+            out[name] = value
+        elif value is None:
+            continue
+        elif _is_map(field):
+            item = field.message_type.fields_by_name["value"]
+            out[name] = {k: _outbound_value(item, v) for k, v in value.items() if v is not None}
+        elif field.is_repeated:
+            out[name] = [_outbound_value(field, v) for v in value]
+        else:
+            out[name] = _outbound_value(field, value)
+    return out
+
+
+_UNSET: Any = object()  # an enum's zero value: the field is left out
+
+
+def _in_item(field: FieldDescriptor, value: Any, raw: Any) -> Any:
+    """One element of a repeated field or one map value (an unset enum there is None)."""
+    value = _inbound_value(field, value, raw)
+    return None if value is _UNSET else value
+
+
+def _inbound_value(field: FieldDescriptor, value: Any, raw: Any) -> Any:
+    if field.enum_type is not None:
+        return _enum_in(field.enum_type, value)
+    if field.type in _INT64:
+        return int(value)
+    if field.type in _FLOATS:
+        return _NON_FINITE.get(value, value) if isinstance(value, str) else value
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return raw
+    if field.message_type is None:
+        return value
+    if field.message_type.full_name in _STRUCTS:
+        return plain(value)
+    nested = inbound(field.message_type, value, raw)
+    inner = _only_map(field.message_type)
+    return nested if inner is None else nested.get(inner, {})
+
+
+def _needs_raw(field: FieldDescriptor) -> bool:
+    """Whether translating this field's values reads the message itself (bytes, or inside messages)."""
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return True
+    return field.message_type is not None and field.message_type.full_name not in _STRUCTS
+
+
+def _outbound_value(field: FieldDescriptor, value: Any) -> Any:
+    if field.enum_type is not None:
+        return f"{_enum_prefix(field.enum_type)}{value.upper()}" if isinstance(value, str) else value
+    if field.type in _FLOATS and isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if field.message_type is None or field.message_type.full_name in _STRUCTS:
+        return value
+    if (inner := _only_map(field.message_type)) is not None:
+        value = {inner: value}
+    return outbound(field.message_type, value)
+
+
+def _enum_in(enum: EnumDescriptor, value: str | int) -> Any:
+    if not isinstance(value, str):
+        return value  # a number the enum does not know: the schema refuses it, naming the field
+    if enum.values_by_name[value].number == 0:
+        return _UNSET
+    return value.removeprefix(_enum_prefix(enum)).lower()
+
+
+def _enum_prefix(enum: EnumDescriptor) -> str:
+    """``SEARCH_MODE_`` for SearchMode: its zero value is ``SEARCH_MODE_UNSPECIFIED``."""
+    return str(enum.values_by_number[0].name).removesuffix("UNSPECIFIED")
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.GetOptions().map_entry
+
+
+def _only_map(desc: Descriptor) -> str | None:
+    """The name of the one field of a message that holds just a map (a map's value), else None."""
+    fields = desc.fields
+    return fields[0].name if len(fields) == 1 and _is_map(fields[0]) else None
 
 
 def plain(value: Any) -> Any:
@@ -25,144 +200,3 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(v) for v in value]
     return value
-
-
-def to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return plain(json_format.MessageToDict(struct))
-
-
-def to_struct(data: dict[str, Any] | None) -> struct_pb2.Struct:
-    struct = struct_pb2.Struct()
-    if data:
-        struct.update(data)
-    return struct
-
-
-def enum_str(enum: Any, prefix: str, value: int) -> str | int | None:
-    """``SEARCH_MODE_DENSE`` -> ``"dense"``; UNSPECIFIED -> None; unknown numbers pass through."""
-    if value not in enum.values():
-        return value  # the model rejects it with a message naming the field
-    name = enum.Name(value).removeprefix(prefix).lower()
-    return None if name == "unspecified" else name
-
-
-def enum_value(enum: Any, prefix: str, value: str) -> int:
-    return enum.Value(f"{prefix}{value.upper()}")
-
-
-def optional(msg: Any, data: dict[str, Any], *names: str) -> dict[str, Any]:
-    """Copy the proto3 ``optional`` fields that are set, so unset ones take the model defaults."""
-    for name in names:
-        if msg.HasField(name):
-            data[name] = getattr(msg, name)
-    return data
-
-
-def with_filter(msg: Any, data: dict[str, Any]) -> dict[str, Any]:
-    if msg.HasField("filter"):
-        data["filter"] = to_dict(msg.filter)
-    return data
-
-
-def _settings_fields(msg: Any, data: dict[str, Any], *names: str) -> dict[str, Any]:
-    """The retrieval-settings fields set on ``msg`` (a SearchRequest or a RetrievalSettings)."""
-    optional(msg, data, *names)
-    if (mode := enum_str(pb.SearchMode, "SEARCH_MODE_", msg.mode)) is not None:
-        data["mode"] = mode
-    if msg.HasField("fusion"):
-        fusion = optional(msg.fusion, {}, "k")
-        if (method := enum_str(pb.FusionMethod, "FUSION_METHOD_", msg.fusion.method)) is not None:
-            fusion["method"] = method
-        if msg.fusion.weights:
-            fusion["weights"] = list(msg.fusion.weights)
-        data["fusion"] = fusion
-    return data
-
-
-def search_request(msg: pb.SearchRequest) -> SearchRequest:
-    data = {"namespace": msg.namespace, "query": msg.query, "explain": msg.explain}
-    _settings_fields(msg, data, "top_k", "candidates", "rerank", "profile")
-    if msg.HasField("overrides"):
-        data["overrides"] = to_dict(msg.overrides)
-    return SearchRequest.model_validate(with_filter(msg, data))
-
-
-def settings_dict(msg: pb.RetrievalSettings) -> dict[str, Any]:
-    """A RetrievalSettings message as the fields it sets (unset ones take the defaults)."""
-    return _settings_fields(
-        msg, {}, "top_k", "candidates", "rerank", "rerank_depth", "score_threshold", "stitch"
-    )
-
-
-def settings_message(settings: RetrievalSettings) -> pb.RetrievalSettings:
-    data = settings.model_dump(exclude_none=True, exclude={"mode", "fusion"})
-    fusion = settings.fusion
-    return pb.RetrievalSettings(
-        **data,
-        mode=enum_value(pb.SearchMode, "SEARCH_MODE_", settings.mode),
-        fusion=pb.Fusion(
-            method=enum_value(pb.FusionMethod, "FUSION_METHOD_", fusion.method),
-            k=fusion.k,
-            weights=fusion.weights or [],
-        ),
-    )
-
-
-def profile_message(profile: ProfileOut) -> pb.Profile:
-    return pb.Profile(
-        name=profile.name,
-        version=profile.version,
-        settings=settings_message(profile.settings),
-        created_at=profile.created_at,
-        note=profile.note,
-    )
-
-
-def ingest_request(msg: pb.IngestRequest) -> IngestRequest:
-    documents = []
-    for doc in msg.documents:
-        raw = optional(doc, {"id": doc.id, "text": doc.text}, "title")
-        if doc.HasField("metadata"):
-            raw["metadata"] = to_dict(doc.metadata)
-        documents.append(raw)
-    return IngestRequest.model_validate({"namespace": msg.namespace, "documents": documents})
-
-
-def ingest_response(resp: IngestResponse) -> pb.IngestResponse:
-    return pb.IngestResponse(
-        results=[
-            pb.IngestResult(
-                id=r.id,
-                status=enum_value(pb.IngestStatus, "INGEST_STATUS_", r.status),
-                chunks=r.chunks,
-                error=r.error,
-            )
-            for r in resp.results
-        ],
-        index_version=resp.index_version,
-    )
-
-
-def search_response(resp: SearchResponse) -> pb.SearchResponse:
-    hits = [
-        pb.SearchHit(
-            doc_id=h.doc_id,
-            chunk_id=h.chunk_id,
-            text=h.text,
-            score=h.score,
-            title=h.title,
-            metadata=to_struct(h.metadata),
-            scores=pb.StageScores(**h.scores.model_dump(exclude_none=True)),
-        )
-        for h in resp.results
-    ]
-    return pb.SearchResponse(
-        results=hits,
-        cache_hit=resp.cache_hit,
-        degraded=resp.degraded,
-        rerank=enum_value(pb.RerankStatus, "RERANK_STATUS_", resp.rerank),
-        index_version=resp.index_version,
-        timings_ms=resp.timings_ms,
-        profile=resp.profile,
-        profile_version=resp.profile_version,
-    )

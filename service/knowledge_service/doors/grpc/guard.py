@@ -3,10 +3,11 @@
 - ``AccessInterceptor`` checks the key and the role of every knowledge.v1 call against the access
   table (access.py) before the request message is deserialised: a refused call never costs a
   parse. Health checks and reflection are not in the table and pass.
-- ``guarded`` wraps each handler: it checks the request's namespace against the key (once the
-  message is parsed), maps errors through the one table (domain errors keep their code, anything
-  else is INTERNAL, never with details), adds the retry-after trailer on overload, and records
-  the call (calls.py: metrics and the access log line, the same as on HTTP).
+- ``guarded`` wraps each handler: it checks the request's namespace against the key once the
+  message is parsed (a ``namespace`` or a ``body`` scope: on gRPC both are the message's
+  ``namespace`` field), maps errors through the one table (domain errors keep their code,
+  anything else is INTERNAL, never with details), adds the retry-after trailer on overload, and
+  records the call (calls.py: metrics and the access log line, the same as on HTTP).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def guarded(handler: _Handler) -> _Handler:
         code = "OK"
         try:
             try:
-                if scope == "namespace" and hasattr(request, "namespace"):
+                if scope in ("namespace", "body") and hasattr(request, "namespace"):
                     keys = self._core.keys
                     keys.check_namespace(keys.authenticate(metadata.get("authorization")), request.namespace)
                 return await handler(self, request, context)

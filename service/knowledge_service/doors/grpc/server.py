@@ -7,8 +7,9 @@ Lifecycle::
     ...
     await stop_server(server, settings.grpc_grace_s)  # health = NOT_SERVING, then graceful stop
 
-Message translation lives in ``grpc/convert.py``, the key check and error table in
-``grpc/guard.py``, the profile RPCs in ``grpc_profiles.py``.
+Each handler translates the request (``convert.to_model``), calls a pipeline and translates the
+answer (``convert.to_message``); the key check and error table are in ``guard.py``, the profile
+and evaluation RPCs in ``profiles.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.core import limits
 from knowledge_service.core.errors import InvalidArgument, KnowledgeError, from_validation_error
 from knowledge_service.doors import calls
-from knowledge_service.doors.grpc import convert as convert
+from knowledge_service.doors.grpc.convert import to_message, to_model
 from knowledge_service.doors.grpc.guard import AccessInterceptor, authorization, guarded
 from knowledge_service.doors.grpc.profiles import ProfileRpcs
 from knowledge_service.ops.tracing import grpc_interceptors
@@ -36,9 +37,12 @@ from knowledge_service.schemas.documents import (
     CountRequest,
     DeleteRequest,
     DocumentRef,
+    IngestFilesRequest,
+    IngestRequest,
     IngestResponse,
     IngestResult,
 )
+from knowledge_service.schemas.search import SearchRequest
 
 if TYPE_CHECKING:
     from knowledge_service.app import Knowledge
@@ -61,16 +65,17 @@ class KnowledgeServicer(ProfileRpcs, pb_grpc.KnowledgeServiceServicer):
         """Hybrid search over one namespace."""
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
-        req = convert.search_request(request)
+        req = to_model(SearchRequest, request)
         calls.note(query=req.query)
         resp = await self._core.searcher.search(req, deadline)
         calls.note(profile=resp.profile)
-        return convert.search_response(resp)
+        return to_message(pb.SearchResponse, resp)
 
     @guarded
     async def Ingest(self, request: pb.IngestRequest, context: Any) -> pb.IngestResponse:
         """Ingest one batch of documents."""
-        return convert.ingest_response(await self._core.documents.ingest(convert.ingest_request(request)))
+        resp = await self._core.documents.ingest(to_model(IngestRequest, request))
+        return to_message(pb.IngestResponse, resp)
 
     @guarded
     async def IngestStream(
@@ -96,7 +101,7 @@ class KnowledgeServicer(ProfileRpcs, pb_grpc.KnowledgeServiceServicer):
                 )
             keys.check_namespace(key, message.namespace)
             try:
-                resp = await self._core.documents.ingest(convert.ingest_request(message))
+                resp = await self._core.documents.ingest(to_model(IngestRequest, message))
             except ValidationError as exc:
                 raise _in_message(from_validation_error(exc), count) from exc
             except KnowledgeError as exc:
@@ -106,44 +111,35 @@ class KnowledgeServicer(ProfileRpcs, pb_grpc.KnowledgeServiceServicer):
             count += 1
         if not count:
             raise InvalidArgument("IngestStream: send at least one IngestRequest")
-        return convert.ingest_response(IngestResponse(results=results, index_version=index_version))
+        return to_message(pb.IngestResponse, IngestResponse(results=results, index_version=index_version))
+
+    @guarded
+    async def IngestFiles(self, request: pb.IngestFilesRequest, context: Any) -> pb.IngestResponse:
+        """Parse uploaded files on the server and ingest them as one batch."""
+        resp = await self._core.documents.ingest_files(to_model(IngestFilesRequest, request))
+        return to_message(pb.IngestResponse, resp)
 
     @guarded
     async def DeleteDocuments(
         self, request: pb.DeleteDocumentsRequest, context: Any
     ) -> pb.DeleteDocumentsResponse:
         """Delete documents by id and/or metadata filter."""
-        data = {"namespace": request.namespace, "ids": list(request.ids)}
-        resp = await self._core.documents.delete(
-            DeleteRequest.model_validate(convert.with_filter(request, data))
-        )
-        return pb.DeleteDocumentsResponse(deleted=resp.deleted, index_version=resp.index_version)
+        resp = await self._core.documents.delete(to_model(DeleteRequest, request))
+        return to_message(pb.DeleteDocumentsResponse, resp)
 
     @guarded
     async def GetDocument(self, request: pb.GetDocumentRequest, context: Any) -> pb.GetDocumentResponse:
         """Return one stored document."""
-        ref = DocumentRef.model_validate({"namespace": request.namespace, "doc_id": request.doc_id})
-        doc = await self._core.documents.get(ref)
-        return pb.GetDocumentResponse(
-            id=doc.id,
-            title=doc.title,
-            text=doc.text,
-            metadata=convert.to_struct(doc.metadata),
-            chunks=doc.chunks,
-            content_hash=doc.content_hash,
-            updated_at=doc.updated_at,
-        )
+        doc = await self._core.documents.get(to_model(DocumentRef, request))
+        return to_message(pb.GetDocumentResponse, doc)
 
     @guarded
     async def CountDocuments(
         self, request: pb.CountDocumentsRequest, context: Any
     ) -> pb.CountDocumentsResponse:
         """Count documents and chunks, optionally under a filter."""
-        req = CountRequest.model_validate(convert.with_filter(request, {"namespace": request.namespace}))
-        resp = await self._core.documents.count(req)
-        return pb.CountDocumentsResponse(
-            documents=resp.documents, chunks=resp.chunks, index_version=resp.index_version
-        )
+        resp = await self._core.documents.count(to_model(CountRequest, request))
+        return to_message(pb.CountDocumentsResponse, resp)
 
 
 def _in_message(err: KnowledgeError, index: int) -> KnowledgeError:

@@ -14,7 +14,7 @@ from knowledge_service.core.errors import InvalidArgument
 from knowledge_service.doors import calls
 from knowledge_service.doors.http.routing import Routes
 from knowledge_service.doors.http.state import knowledge_of
-from knowledge_service.doors.http.uploads import read_form
+from knowledge_service.doors.http.uploads import Upload, read_form
 from knowledge_service.schemas.common import parse
 from knowledge_service.schemas.documents import (
     CountRequest,
@@ -23,6 +23,7 @@ from knowledge_service.schemas.documents import (
     DeleteResponse,
     DocumentOut,
     DocumentRef,
+    IngestFilesRequest,
     IngestRequest,
     IngestResponse,
 )
@@ -113,28 +114,28 @@ async def ingest(namespace: NamespacePath, body: IngestBody, request: Request) -
 async def ingest_files(namespace: NamespacePath, request: Request) -> IngestResponse:
     """Ingest uploaded files (multipart ``files``, optional ``ids`` one per file and ``metadata``
     JSON); id, title and metadata come from each file unless given."""
-    knowledge = knowledge_of(request)
     form = await read_form(request.headers.get("content-type"), request.stream())
     ids = form.fields.get("ids", [])
     if ids and len(ids) != len(form.files):
         raise InvalidArgument(f"ids: give one per file ({len(form.files)}), or none", field="ids")
     metadata = form.fields.get("metadata")
-    extra = _json_object(metadata[-1] if metadata else None, "metadata")
-    docs = []
-    for i, upload in enumerate(form.files):
-        parsed = await knowledge.parsers.parse(
-            upload.filename or f"file-{i}", bytes(upload.data), upload.content_type, field=f"files[{i}]"
-        )
-        upload.data.clear()  # each file's bytes are freed once it is parsed
-        docs.append(
-            {
-                "id": ids[i] if ids else parsed.doc_id,
-                "text": parsed.text,
-                "title": parsed.title,
-                "metadata": {**parsed.metadata, **extra},
-            }
-        )
-    return await knowledge.documents.ingest(parse(IngestRequest, namespace=namespace, documents=docs))
+    files = [
+        {
+            "filename": u.filename,
+            "content_type": u.content_type,
+            "data": _take(u),
+            "id": ids[i] if ids else None,
+        }
+        for i, u in enumerate(form.files)
+    ]
+    req = parse(
+        IngestFilesRequest,
+        namespace=namespace,
+        files=files,
+        metadata=_json_object(metadata[-1] if metadata else None, "metadata"),
+    )
+    del files  # the request holds each file's bytes now, until it is parsed
+    return await knowledge_of(request).documents.ingest_files(req)
 
 
 @routes.route("GET", "/v1/namespaces/{namespace}/documents/{doc_id:path}", name="GetDocument")
@@ -174,6 +175,13 @@ async def count(
 
 def add_document_routes(app: FastAPI) -> None:
     routes.install(app)
+
+
+def _take(upload: Upload) -> bytes:
+    """An upload's bytes, freeing the form's copy."""
+    data = bytes(upload.data)
+    upload.data.clear()
+    return data
 
 
 def _json_object(raw: str | None, field: str) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from knowledge_service.core import limits as L
-from knowledge_service.core.errors import InvalidArgument, PayloadTooLarge
+from knowledge_service.core.errors import InvalidArgument
+from knowledge_service.schemas.documents import file_too_large, too_many_files
 
 FIELDS = ("ids", "metadata")  # the text fields an upload may carry beside its files
 
@@ -60,11 +61,7 @@ class _Parts:
             if name != "files":
                 raise InvalidArgument(f"form field {name!r}: send files as 'files' parts", field="files")
             if len(self.form.files) >= L.MAX_FILES_PER_REQUEST:
-                raise InvalidArgument(
-                    f"at most {L.MAX_FILES_PER_REQUEST} files per request (MAX_FILES_PER_REQUEST); "
-                    "send the rest in another request",
-                    field="files",
-                )
+                raise too_many_files()
             ctype = self._headers.get(b"content-type")
             self._file = Upload(
                 options[b"filename"].decode("utf-8", "replace"), ctype.decode("latin-1") if ctype else None
@@ -81,12 +78,7 @@ class _Parts:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._file is not None:
             if len(self._file.data) + (end - start) > L.MAX_FILE_BYTES:
-                index = len(self.form.files) - 1
-                raise PayloadTooLarge(
-                    f"files[{index}] ({self._file.filename}): over the limit of {L.MAX_FILE_BYTES} "
-                    "bytes per file (MAX_FILE_BYTES); split it into smaller files",
-                    field=f"files[{index}]",
-                )
+                raise file_too_large(len(self.form.files) - 1, self._file.filename)
             self._file.data += data[start:end]
         elif self._text is not None:
             name, value = self._text

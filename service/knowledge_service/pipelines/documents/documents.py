@@ -1,4 +1,4 @@
-"""The documents pipeline both front doors call: ingest, delete, get and count."""
+"""The documents pipeline both front doors call: ingest (documents or files), delete, get and count."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from knowledge_service.ops.tracing import tracer
 from knowledge_service.pipelines.documents import delete
 from knowledge_service.pipelines.documents.ingest import Ingester
 from knowledge_service.pipelines.documents.writes import Writes
+from knowledge_service.pipelines.parsing.pool import ParserPool
+from knowledge_service.schemas.common import parse
 from knowledge_service.schemas.documents import (
     CountRequest,
     CountResponse,
@@ -16,6 +18,7 @@ from knowledge_service.schemas.documents import (
     DeleteResponse,
     DocumentOut,
     DocumentRef,
+    IngestFilesRequest,
     IngestRequest,
     IngestResponse,
 )
@@ -26,9 +29,17 @@ class Documents:
     """Writes go through the ingest gate (ingest) or the namespace lock (delete); reads are direct."""
 
     def __init__(
-        self, *, store: AsyncStore, writes: Writes, ingester: Ingester, gate: Gate, metrics: Metrics
+        self,
+        *,
+        store: AsyncStore,
+        writes: Writes,
+        ingester: Ingester,
+        gate: Gate,
+        metrics: Metrics,
+        parsers: ParserPool,
     ) -> None:
         self._store = store
+        self._parsers = parsers
         self._writes = writes
         self._ingester = ingester
         self._gate = gate
@@ -45,6 +56,31 @@ class Documents:
             if r.status in ("created", "updated"):
                 self._metrics.ingested_chunks.inc(r.chunks)
         return resp
+
+    async def ingest_files(self, req: IngestFilesRequest) -> IngestResponse:
+        """Parse each file in a worker process, in order, then ingest them as one batch.
+
+        A file that cannot be used (unknown format, no text, over a parse limit) refuses the whole
+        request with an InvalidArgument naming ``files[i]``, before anything is ingested; once
+        parsed, a document that fails validation fails alone, as in :meth:`ingest`. The id is the
+        file's own (``id``) or its name; the title and metadata come from the file, with
+        ``req.metadata`` added over them. Each file's bytes are let go once it is parsed.
+        """
+        docs = []
+        for i, upload in enumerate(req.files):
+            parsed = await self._parsers.parse(
+                upload.filename or f"file-{i}", upload.data, upload.content_type, field=f"files[{i}]"
+            )
+            upload.data = b""
+            docs.append(
+                {
+                    "id": parsed.doc_id if upload.id is None else upload.id,
+                    "text": parsed.text,
+                    "title": parsed.title,
+                    "metadata": {**parsed.metadata, **req.metadata},
+                }
+            )
+        return await self.ingest(parse(IngestRequest, namespace=req.namespace, documents=docs))
 
     async def delete(self, req: DeleteRequest) -> DeleteResponse:
         return await delete.delete(self._store, self._writes, req)

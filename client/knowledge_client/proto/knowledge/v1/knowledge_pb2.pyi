@@ -96,6 +96,28 @@ class IngestResponse(_message.Message):
     index_version: int
     def __init__(self, results: _Optional[_Iterable[_Union[IngestResult, _Mapping]]] = ..., index_version: _Optional[int] = ...) -> None: ...
 
+class UploadedFile(_message.Message):
+    __slots__ = ("filename", "content_type", "data", "id")
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    filename: str
+    content_type: str
+    data: bytes
+    id: str
+    def __init__(self, filename: _Optional[str] = ..., content_type: _Optional[str] = ..., data: _Optional[bytes] = ..., id: _Optional[str] = ...) -> None: ...
+
+class IngestFilesRequest(_message.Message):
+    __slots__ = ("namespace", "files", "metadata")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    files: _containers.RepeatedCompositeFieldContainer[UploadedFile]
+    metadata: _struct_pb2.Struct
+    def __init__(self, namespace: _Optional[str] = ..., files: _Optional[_Iterable[_Union[UploadedFile, _Mapping]]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
 class Fusion(_message.Message):
     __slots__ = ("method", "k", "weights")
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -310,16 +332,47 @@ class GetProfileRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class RequireEval(_message.Message):
-    __slots__ = ("dataset", "split", "namespace", "min_delta")
+    __slots__ = ("dataset", "split", "namespace", "min_delta", "queries", "qrels")
+    class QueriesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class QrelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Judgments
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Judgments, _Mapping]] = ...) -> None: ...
     DATASET_FIELD_NUMBER: _ClassVar[int]
     SPLIT_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     MIN_DELTA_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    QRELS_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     split: str
     namespace: str
     min_delta: float
-    def __init__(self, dataset: _Optional[str] = ..., split: _Optional[str] = ..., namespace: _Optional[str] = ..., min_delta: _Optional[float] = ...) -> None: ...
+    queries: _containers.ScalarMap[str, str]
+    qrels: _containers.MessageMap[str, Judgments]
+    def __init__(self, dataset: _Optional[str] = ..., split: _Optional[str] = ..., namespace: _Optional[str] = ..., min_delta: _Optional[float] = ..., queries: _Optional[_Mapping[str, str]] = ..., qrels: _Optional[_Mapping[str, Judgments]] = ...) -> None: ...
+
+class Judgments(_message.Message):
+    __slots__ = ("grades",)
+    class GradesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    GRADES_FIELD_NUMBER: _ClassVar[int]
+    grades: _containers.ScalarMap[str, int]
+    def __init__(self, grades: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class PutProfileRequest(_message.Message):
     __slots__ = ("name", "settings", "expected_version", "require_eval", "note")
@@ -368,3 +421,130 @@ class NamespaceSettings(_message.Message):
     namespace: str
     default_profile: str
     def __init__(self, namespace: _Optional[str] = ..., default_profile: _Optional[str] = ...) -> None: ...
+
+class ProfileSpec(_message.Message):
+    __slots__ = ("name", "settings", "overrides", "label")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    settings: RetrievalSettings
+    overrides: _struct_pb2.Struct
+    label: str
+    def __init__(self, name: _Optional[str] = ..., settings: _Optional[_Union[RetrievalSettings, _Mapping]] = ..., overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., label: _Optional[str] = ...) -> None: ...
+
+class EvaluateRequest(_message.Message):
+    __slots__ = ("namespace", "dataset", "split", "queries", "qrels", "profiles", "depth")
+    class QueriesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class QrelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Judgments
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Judgments, _Mapping]] = ...) -> None: ...
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    QRELS_FIELD_NUMBER: _ClassVar[int]
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    dataset: str
+    split: str
+    queries: _containers.ScalarMap[str, str]
+    qrels: _containers.MessageMap[str, Judgments]
+    profiles: _containers.RepeatedCompositeFieldContainer[ProfileSpec]
+    depth: int
+    def __init__(self, namespace: _Optional[str] = ..., dataset: _Optional[str] = ..., split: _Optional[str] = ..., queries: _Optional[_Mapping[str, str]] = ..., qrels: _Optional[_Mapping[str, Judgments]] = ..., profiles: _Optional[_Iterable[_Union[ProfileSpec, _Mapping]]] = ..., depth: _Optional[int] = ...) -> None: ...
+
+class Latency(_message.Message):
+    __slots__ = ("p50_ms", "p99_ms")
+    P50_MS_FIELD_NUMBER: _ClassVar[int]
+    P99_MS_FIELD_NUMBER: _ClassVar[int]
+    p50_ms: float
+    p99_ms: float
+    def __init__(self, p50_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ...) -> None: ...
+
+class ProfileResult(_message.Message):
+    __slots__ = ("name", "version", "metrics", "latency", "queries", "missing", "latencies_ms")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    LATENCIES_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    metrics: _containers.ScalarMap[str, float]
+    latency: Latency
+    queries: int
+    missing: int
+    latencies_ms: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., latency: _Optional[_Union[Latency, _Mapping]] = ..., queries: _Optional[int] = ..., missing: _Optional[int] = ..., latencies_ms: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class QueryDelta(_message.Message):
+    __slots__ = ("query_id", "a", "b", "delta")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    a: float
+    b: float
+    delta: float
+    def __init__(self, query_id: _Optional[str] = ..., a: _Optional[float] = ..., b: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
+
+class Comparison(_message.Message):
+    __slots__ = ("profiles", "metric_keys", "permutations", "seed", "delta", "p_value", "wins", "losses", "ties", "per_query")
+    class DeltaEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class PValueEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    METRIC_KEYS_FIELD_NUMBER: _ClassVar[int]
+    PERMUTATIONS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    WINS_FIELD_NUMBER: _ClassVar[int]
+    LOSSES_FIELD_NUMBER: _ClassVar[int]
+    TIES_FIELD_NUMBER: _ClassVar[int]
+    PER_QUERY_FIELD_NUMBER: _ClassVar[int]
+    profiles: _containers.RepeatedCompositeFieldContainer[ProfileResult]
+    metric_keys: _containers.RepeatedScalarFieldContainer[str]
+    permutations: int
+    seed: int
+    delta: _containers.ScalarMap[str, float]
+    p_value: _containers.ScalarMap[str, float]
+    wins: int
+    losses: int
+    ties: int
+    per_query: _containers.RepeatedCompositeFieldContainer[QueryDelta]
+    def __init__(self, profiles: _Optional[_Iterable[_Union[ProfileResult, _Mapping]]] = ..., metric_keys: _Optional[_Iterable[str]] = ..., permutations: _Optional[int] = ..., seed: _Optional[int] = ..., delta: _Optional[_Mapping[str, float]] = ..., p_value: _Optional[_Mapping[str, float]] = ..., wins: _Optional[int] = ..., losses: _Optional[int] = ..., ties: _Optional[int] = ..., per_query: _Optional[_Iterable[_Union[QueryDelta, _Mapping]]] = ...) -> None: ...

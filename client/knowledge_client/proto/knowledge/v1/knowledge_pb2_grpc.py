@@ -49,6 +49,11 @@ class KnowledgeServiceStub:
                 request_serializer=knowledge_dot_v1_dot_knowledge__pb2.IngestRequest.SerializeToString,
                 response_deserializer=knowledge_dot_v1_dot_knowledge__pb2.IngestResponse.FromString,
                 _registered_method=True)
+        self.IngestFiles = channel.unary_unary(
+                '/knowledge.v1.KnowledgeService/IngestFiles',
+                request_serializer=knowledge_dot_v1_dot_knowledge__pb2.IngestFilesRequest.SerializeToString,
+                response_deserializer=knowledge_dot_v1_dot_knowledge__pb2.IngestResponse.FromString,
+                _registered_method=True)
         self.DeleteDocuments = channel.unary_unary(
                 '/knowledge.v1.KnowledgeService/DeleteDocuments',
                 request_serializer=knowledge_dot_v1_dot_knowledge__pb2.DeleteDocumentsRequest.SerializeToString,
@@ -99,6 +104,11 @@ class KnowledgeServiceStub:
                 request_serializer=knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.SerializeToString,
                 response_deserializer=knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.FromString,
                 _registered_method=True)
+        self.Evaluate = channel.unary_unary(
+                '/knowledge.v1.KnowledgeService/Evaluate',
+                request_serializer=knowledge_dot_v1_dot_knowledge__pb2.EvaluateRequest.SerializeToString,
+                response_deserializer=knowledge_dot_v1_dot_knowledge__pb2.Comparison.FromString,
+                _registered_method=True)
 
 
 class KnowledgeServiceServicer:
@@ -120,6 +130,14 @@ class KnowledgeServiceServicer:
 
     def IngestStream(self, request_iterator, context):
         """Ingest many batches over one call; the response lists every document's outcome.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IngestFiles(self, request, context):
+        """Ingest uploaded files (text, Markdown, HTML, PDF), parsed on the server; a file that cannot
+        be used refuses the whole request (INVALID_ARGUMENT naming files[i]), as over HTTP.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -190,6 +208,13 @@ class KnowledgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Evaluate(self, request, context):
+        """Evaluations: run a labelled query set against one or two profiles on a namespace and compare.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KnowledgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -206,6 +231,11 @@ def add_KnowledgeServiceServicer_to_server(servicer, server):
             'IngestStream': grpc.stream_unary_rpc_method_handler(
                     servicer.IngestStream,
                     request_deserializer=knowledge_dot_v1_dot_knowledge__pb2.IngestRequest.FromString,
+                    response_serializer=knowledge_dot_v1_dot_knowledge__pb2.IngestResponse.SerializeToString,
+            ),
+            'IngestFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.IngestFiles,
+                    request_deserializer=knowledge_dot_v1_dot_knowledge__pb2.IngestFilesRequest.FromString,
                     response_serializer=knowledge_dot_v1_dot_knowledge__pb2.IngestResponse.SerializeToString,
             ),
             'DeleteDocuments': grpc.unary_unary_rpc_method_handler(
@@ -257,6 +287,11 @@ def add_KnowledgeServiceServicer_to_server(servicer, server):
                     servicer.SetNamespaceSettings,
                     request_deserializer=knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.FromString,
                     response_serializer=knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.SerializeToString,
+            ),
+            'Evaluate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Evaluate,
+                    request_deserializer=knowledge_dot_v1_dot_knowledge__pb2.EvaluateRequest.FromString,
+                    response_serializer=knowledge_dot_v1_dot_knowledge__pb2.Comparison.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -339,6 +374,33 @@ class KnowledgeService:
             target,
             '/knowledge.v1.KnowledgeService/IngestStream',
             knowledge_dot_v1_dot_knowledge__pb2.IngestRequest.SerializeToString,
+            knowledge_dot_v1_dot_knowledge__pb2.IngestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/knowledge.v1.KnowledgeService/IngestFiles',
+            knowledge_dot_v1_dot_knowledge__pb2.IngestFilesRequest.SerializeToString,
             knowledge_dot_v1_dot_knowledge__pb2.IngestResponse.FromString,
             options,
             channel_credentials,
@@ -610,6 +672,33 @@ class KnowledgeService:
             '/knowledge.v1.KnowledgeService/SetNamespaceSettings',
             knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.SerializeToString,
             knowledge_dot_v1_dot_knowledge__pb2.NamespaceSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Evaluate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/knowledge.v1.KnowledgeService/Evaluate',
+            knowledge_dot_v1_dot_knowledge__pb2.EvaluateRequest.SerializeToString,
+            knowledge_dot_v1_dot_knowledge__pb2.Comparison.FromString,
             options,
             channel_credentials,
             insecure,
