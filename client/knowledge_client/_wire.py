@@ -93,11 +93,11 @@ def _walk(desc: Descriptor, data: Mapping[str, Any], path: str, one: Visit) -> B
 
 def _wrapped(field: FieldDescriptor) -> FieldDescriptor | None:
     """The map field of a message that holds nothing but it (see Wrappers), else None."""
-    fields = field.message_type.fields if _walked(field) else ()
-    only = fields[0] if len(fields) == 1 else None
-    return (
-        only if only is not None and only.message_type and only.message_type.GetOptions().map_entry else None
-    )
+    if not _walked(field) or len(field.message_type.fields) != 1:
+        return None
+    only: FieldDescriptor = field.message_type.fields[0]
+    is_map = only.message_type is not None and only.message_type.GetOptions().map_entry
+    return only if is_map else None
 
 
 def _outbound(field: FieldDescriptor, value: Any, path: str) -> Any:
