@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
+from knowledge_service.core import limits as L
 from knowledge_service.core.config import Settings
 from knowledge_service.core.errors import Overloaded
 from knowledge_service.doors.grpc.convert import search_request
@@ -304,3 +305,13 @@ async def test_errors_map_to_codes_and_hide_internals(caplog: pytest.LogCaptureF
         assert err.value.code() == grpc.StatusCode.INTERNAL
         assert err.value.details() == "internal error"
         assert "secret stack detail" in caplog.text
+
+
+async def test_a_message_over_its_operation_cap_is_refused_unread(stub: pb_grpc.KnowledgeServiceStub):
+    """As on HTTP, a small call's cap (1 MiB) holds on gRPC too, before the message is parsed."""
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Search(pb.SearchRequest(namespace="kb", query="x" * (L.MAX_SMALL_BODY_BYTES + 1)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "over the 1048576-byte cap for Search; send less per request" in err.value.details()
+    resp = await stub.Search(pb.SearchRequest(namespace="kb", query="x" * 1000))  # within it: served
+    assert resp.profile == "default"

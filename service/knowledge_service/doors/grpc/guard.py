@@ -15,12 +15,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from pydantic import ValidationError
 
-from knowledge_service.core.errors import KnowledgeError, Overloaded, from_validation_error
+from knowledge_service.core import limits as L
+from knowledge_service.core.errors import KnowledgeError, Overloaded, PayloadTooLarge, from_validation_error
 from knowledge_service.doors import calls
 from knowledge_service.doors.access import OPERATIONS
 from knowledge_service.doors.calls import Call
@@ -60,7 +62,11 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
                 self._keys.check_namespace(key, ALL)
         except KnowledgeError as err:
             return await self._refusal(continuation, details, err, metadata)
-        return await continuation(details)
+        handler = await continuation(details)
+        if handler is None or handler.request_streaming:
+            return handler
+        # A body-less HTTP call (cap 0) carries its path's fields in the message: the small cap.
+        return _capped(handler, max(op.max_body, L.MAX_SMALL_BODY_BYTES))
 
     async def _refusal(self, continuation: Any, details: Any, err: KnowledgeError, metadata: dict) -> Any:
         call = Call("grpc", details.method.removeprefix(SERVICE), request_id=_request_id(metadata))
@@ -74,6 +80,27 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         if handler is not None and handler.request_streaming:
             return grpc.stream_unary_rpc_method_handler(refuse)
         return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+@dataclass(frozen=True)
+class TooLarge:
+    """Stands for a request message over its operation's byte cap, which is never parsed."""
+
+    size: int
+    cap: int
+
+
+def _capped(handler: Any, cap: int) -> Any:
+    """The unary handler with a deserializer that refuses a message over ``cap`` bytes unread,
+    as the HTTP guard refuses a body (a stream's messages are bounded by IngestStream itself)."""
+    parse = handler.request_deserializer
+
+    def checked(raw: bytes) -> Any:
+        return TooLarge(len(raw), cap) if len(raw) > cap else parse(raw)
+
+    return grpc.unary_unary_rpc_method_handler(
+        handler.unary_unary, request_deserializer=checked, response_serializer=handler.response_serializer
+    )
 
 
 def authorization(context: grpc.aio.ServicerContext) -> str | None:
@@ -103,6 +130,12 @@ def guarded(handler: _Handler) -> _Handler:
         code = "OK"
         try:
             try:
+                if isinstance(request, TooLarge):
+                    raise PayloadTooLarge(
+                        f"request message is {request.size} bytes, over the {request.cap}-byte cap for "
+                        f"{handler.__name__}; send less per request",
+                        field="body",
+                    )
                 if scope in ("namespace", "body") and hasattr(request, "namespace"):
                     keys = self._core.keys
                     keys.check_namespace(keys.authenticate(metadata.get("authorization")), request.namespace)
