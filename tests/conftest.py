@@ -6,27 +6,23 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from harness import free_port, grpc_channel, serve_http, wait_until  # noqa: E402
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc  # noqa: E402
 from knowledge_service.app import Knowledge  # noqa: E402
 from knowledge_service.core.config import Settings  # noqa: E402
 from knowledge_service.models.dense import DenseEncoder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _redis_answers(port: int) -> bool:
@@ -54,11 +50,7 @@ def redis_url() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while not _redis_answers(port):
-            if time.monotonic() > deadline:
-                pytest.fail("throwaway redis-server did not start")
-            time.sleep(0.05)
+        wait_until(lambda: _redis_answers(port), timeout=10, what="the throwaway redis-server answers")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()
@@ -99,27 +91,17 @@ async def any_core(
 @pytest.fixture
 async def http_url(core: Knowledge, settings: Settings) -> AsyncIterator[str]:
     """A real uvicorn server on a free port, serving the HTTP front door over ``core``."""
-    import asyncio
+    async with serve_http(core, settings) as url:
+        yield url
 
-    import uvicorn
 
-    from knowledge_service.doors.http.app import create_app
+@pytest.fixture
+async def channel(core: Knowledge) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to a real gRPC server (port 0) serving the gRPC front door over ``core``."""
+    async with grpc_channel(core) as channel:
+        yield channel
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, core),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> pb_grpc.KnowledgeServiceStub:
+    return pb_grpc.KnowledgeServiceStub(channel)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import free_port
+from harness import free_port
 from knowledge_service.cli.main import app
 
 

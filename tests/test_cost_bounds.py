@@ -20,7 +20,6 @@ from knowledge_service.models.dense import DenseEncoder
 from knowledge_service.schemas.documents import CountRequest, IngestRequest
 from knowledge_service.schemas.search import SearchRequest
 from knowledge_service.storage.cache import MemoryCache
-from test_grpc import channel, stub  # noqa: F401  (fixtures: a real gRPC server over `core`)
 from test_rerank import tiny_cross_encoder  # noqa: F401  (fixture)
 
 DOCS = [{"id": f"d{i}", "text": f"Note {i} on bounded cost, topic {i % 7}."} for i in range(60)]
@@ -125,7 +124,7 @@ async def test_reranking_stops_at_its_time_budget(slow_reranker: Knowledge) -> N
 
 
 async def test_ingest_stream_is_bounded(
-    stub: pb_grpc.KnowledgeServiceStub,  # noqa: F811
+    stub: pb_grpc.KnowledgeServiceStub,
     core: Knowledge,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

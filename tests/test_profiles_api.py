@@ -11,7 +11,6 @@ from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.app import Knowledge
 from knowledge_service.schemas.documents import IngestRequest
-from test_grpc import channel, stub  # noqa: F401  (fixtures: a real gRPC server over `core`)
 
 DOCS = [{"id": f"d{i}", "text": f"Note {i} covers subject {i % 3} of the runbook."} for i in range(9)]
 
@@ -101,7 +100,7 @@ def _struct(data: dict) -> struct_pb2.Struct:
     return s
 
 
-async def test_profile_rpcs(stub: pb_grpc.KnowledgeServiceStub, core: Knowledge) -> None:  # noqa: F811
+async def test_profile_rpcs(stub: pb_grpc.KnowledgeServiceStub, core: Knowledge) -> None:
     await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
     p = await stub.PutProfile(
         pb.PutProfileRequest(
