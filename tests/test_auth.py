@@ -191,7 +191,7 @@ async def test_rate_limit_health_and_metrics_protection(tmp_path: Path, dense_en
         data_dir=tmp_path / "data",
         optimize_idle_s=0,
         api_keys=keys,
-        rate_limit_per_key=0.5,
+        rate_limit_per_key=0.05,  # one token per 20 s: none comes back while the test runs
         rate_limit_burst=2,
         health_public=False,
         metrics_public=False,
@@ -203,7 +203,7 @@ async def test_rate_limit_health_and_metrics_protection(tmp_path: Path, dense_en
             assert (await http.get("/readyz")).status_code == 401
             assert (await http.get("/metrics")).status_code == 401
             codes = [(await http.get("/v1/profiles", headers=bearer("k1"))).status_code for _ in range(3)]
-            assert codes == [200, 200, 429]  # burst of 2, then 0.5/s
+            assert codes == [200, 200, 429]  # burst of 2, then 0.05/s
             r = await http.get("/v1/profiles", headers=bearer("k1"))
             assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
             assert "rate limit" in r.json()["error"]["message"]
