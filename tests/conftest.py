@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -76,14 +79,45 @@ async def core(settings: Settings, dense_encoder: DenseEncoder) -> AsyncIterator
     await c.close()
 
 
+class OneCallAtATime:
+    """A qdrant-client whose calls run one at a time.
+
+    Local mode (":memory:") is plain Python and not thread-safe: a query that runs while another
+    thread deletes its points returns them without a payload, which a server never does (it applies
+    each request whole). The core calls the store from several threads, so the tests give it a
+    client that behaves like a server in this respect: each call whole, calls still interleaved
+    between each other in any order.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client, self._lock = client, threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return one_at_a_time
+
+
 @pytest.fixture(params=["edge", "qdrant-client"])
 async def any_core(
     request: pytest.FixtureRequest, settings: Settings, dense_encoder: DenseEncoder
 ) -> AsyncIterator[Knowledge]:
-    """The same core on each storage backend: Edge, and qdrant-client (local mode)."""
+    """The same core on each storage backend: Edge, and qdrant-client (local mode, see
+    ``OneCallAtATime``)."""
     if request.param == "qdrant-client":
         settings = settings.model_copy(update={"qdrant_url": ":memory:"})
     c = await Knowledge.open(settings, dense=dense_encoder)
+    if request.param == "qdrant-client":
+        client = OneCallAtATime(c.stores[0].client)  # type: ignore[attr-defined]
+        for store in c.stores:  # the documents and the meta collection share one client
+            store.client = client  # type: ignore[attr-defined]
     yield c
     await c.close()
 
