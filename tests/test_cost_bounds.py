@@ -82,7 +82,8 @@ async def test_explain_is_bounded_in_depth(core: Knowledge) -> None:
     resp = await core.searcher.search(
         SearchRequest(namespace="kb", query="topic 3", profile="deep", explain=True)
     )
-    assert resp.results and resp.results[0].scores.dense_rank is not None
+    top = resp.results[0].scores
+    assert 1 <= top.dense_rank <= L.MAX_EXPLAIN_DEPTH and 1 <= top.sparse_rank <= L.MAX_EXPLAIN_DEPTH
     assert len(limits) == 3 and max(limits[1:]) <= L.MAX_EXPLAIN_DEPTH  # the fused query, then each leg
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import descriptor_pb2, json_format, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -240,7 +240,12 @@ async def test_reflection_lists_the_service(channel: grpc.aio.Channel):
     ]
     listed, found = [resp async for resp in reflect.ServerReflectionInfo(iter(requests))]
     assert SERVICE in {s.name for s in listed.list_services_response.service}
-    assert found.file_descriptor_response.file_descriptor_proto
+    files = [  # the file defining the symbol, with the files it imports
+        descriptor_pb2.FileDescriptorProto.FromString(proto)
+        for proto in found.file_descriptor_response.file_descriptor_proto
+    ]
+    services = {f"{f.package}.{s.name}": [m.name for m in s.method] for f in files for s in f.service}
+    assert {"Search", "Ingest", "IngestStream", "CountDocuments"} <= set(services[SERVICE])
 
 
 class _BrokenSearcher:

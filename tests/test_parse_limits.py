@@ -146,7 +146,7 @@ def test_the_character_limit_is_the_one_in_force() -> None:
         assert (
             "more than 1000 characters of text (MAX_DOC_CHARS)" in rejected(name, data, limits=limits).message
         )
-        assert parse_file(name, data).text  # under the default limit
+        assert len(parse_file(name, data).text) > 1_000  # under the default limit
 
 
 @pytest.mark.timeout(BUDGET_S)
@@ -357,7 +357,8 @@ async def test_workers_are_fresh_interpreters_with_a_memory_cap(pool: ParserPool
 async def test_close_stops_the_workers_and_can_be_called_twice() -> None:
     pool = ParserPool(workers=2)
     await asyncio.gather(*(pool.parse(f"{i}.txt", b"text") for i in range(4)))
-    assert workers()
+    running = {w.process.pid for w in pool._live}
+    assert len(running) == 2 and running <= {p.pid for p in workers()}
     await pool.close()
     await pool.close()
     assert not workers()

@@ -55,7 +55,9 @@ async def test_docs_and_reflection_can_be_switched_off(
                 iter([reflection_pb2.ServerReflectionRequest(list_services="")])
             )
             if enabled:
-                assert [r async for r in call]
+                (listed,) = [r async for r in call]
+                names = {s.name for s in listed.list_services_response.service}
+                assert "knowledge.v1.KnowledgeService" in names and "grpc.health.v1.Health" in names
             else:
                 with pytest.raises(grpc.aio.AioRpcError) as err:
                     _ = [r async for r in call]
