@@ -28,6 +28,18 @@ REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
 
 
+def dataset(name: str) -> Path:
+    """The folder of dataset ``name`` under DATASETS. When it is missing the test fails if the
+    ``CI`` environment variable is set (CI must never pass by skipping), and skips otherwise."""
+    path = DATASETS / name
+    if not path.is_dir():
+        where = f"dataset {name!r} not found at {path} (datasets are read from ../shared/datasets)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{where}; CI is set, so a missing dataset is a failure", pytrace=False)
+        pytest.skip(f"{where}; with CI set this fails")
+    return path
+
+
 def _redis_answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
