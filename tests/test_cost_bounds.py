@@ -103,7 +103,7 @@ async def slow_reranker(
     predict = core.reranker.model.predict  # type: ignore[union-attr]
 
     def slow(*args: Any, **kwargs: Any) -> Any:  # a model that needs 50 ms per batch
-        time.sleep(0.05)
+        time.sleep(0.05)  # the slowness is what the test is about, not a wait
         return predict(*args, **kwargs)
 
     core.reranker.model.predict = slow  # type: ignore[union-attr]
