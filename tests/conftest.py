@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
 import subprocess
-import time
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from harness import free_port, grpc_channel, serve_http, wait_until  # noqa: E402
+from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc  # noqa: E402
 from knowledge_service.app import Knowledge  # noqa: E402
 from knowledge_service.core.config import Settings  # noqa: E402
 from knowledge_service.models.dense import DenseEncoder  # noqa: E402
@@ -23,10 +28,16 @@ REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def dataset(name: str) -> Path:
+    """The folder of dataset ``name`` under DATASETS. When it is missing the test fails if the
+    ``CI`` environment variable is set (CI must never pass by skipping), and skips otherwise."""
+    path = DATASETS / name
+    if not path.is_dir():
+        where = f"dataset {name!r} not found at {path} (datasets are read from ../shared/datasets)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{where}; CI is set, so a missing dataset is a failure", pytrace=False)
+        pytest.skip(f"{where}; with CI set this fails")
+    return path
 
 
 def _redis_answers(port: int) -> bool:
@@ -54,11 +65,7 @@ def redis_url() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while not _redis_answers(port):
-            if time.monotonic() > deadline:
-                pytest.fail("throwaway redis-server did not start")
-            time.sleep(0.05)
+        wait_until(lambda: _redis_answers(port), timeout=10, what="the throwaway redis-server answers")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()
@@ -84,14 +91,45 @@ async def core(settings: Settings, dense_encoder: DenseEncoder) -> AsyncIterator
     await c.close()
 
 
+class OneCallAtATime:
+    """A qdrant-client whose calls run one at a time.
+
+    Local mode (":memory:") is plain Python and not thread-safe: a query that runs while another
+    thread deletes its points returns them without a payload, which a server never does (it applies
+    each request whole). The core calls the store from several threads, so the tests give it a
+    client that behaves like a server in this respect: each call whole, calls still interleaved
+    between each other in any order.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client, self._lock = client, threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return one_at_a_time
+
+
 @pytest.fixture(params=["edge", "qdrant-client"])
 async def any_core(
     request: pytest.FixtureRequest, settings: Settings, dense_encoder: DenseEncoder
 ) -> AsyncIterator[Knowledge]:
-    """The same core on each storage backend: Edge, and qdrant-client (local mode)."""
+    """The same core on each storage backend: Edge, and qdrant-client (local mode, see
+    ``OneCallAtATime``)."""
     if request.param == "qdrant-client":
         settings = settings.model_copy(update={"qdrant_url": ":memory:"})
     c = await Knowledge.open(settings, dense=dense_encoder)
+    if request.param == "qdrant-client":
+        client = OneCallAtATime(c.stores[0].client)  # type: ignore[attr-defined]
+        for store in c.stores:  # the documents and the meta collection share one client
+            store.client = client  # type: ignore[attr-defined]
     yield c
     await c.close()
 
@@ -99,27 +137,17 @@ async def any_core(
 @pytest.fixture
 async def http_url(core: Knowledge, settings: Settings) -> AsyncIterator[str]:
     """A real uvicorn server on a free port, serving the HTTP front door over ``core``."""
-    import asyncio
+    async with serve_http(core, settings) as url:
+        yield url
 
-    import uvicorn
 
-    from knowledge_service.doors.http.app import create_app
+@pytest.fixture
+async def channel(core: Knowledge) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to a real gRPC server (port 0) serving the gRPC front door over ``core``."""
+    async with grpc_channel(core) as channel:
+        yield channel
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, core),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> pb_grpc.KnowledgeServiceStub:
+    return pb_grpc.KnowledgeServiceStub(channel)

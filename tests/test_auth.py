@@ -9,11 +9,12 @@ import grpc
 import httpx
 import pytest
 
+from harness import serve_http
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
+from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
 from knowledge_service.ops.auth import KeyRing, hash_key
-from test_grpc import channel, stub  # noqa: F401  (fixtures: a real gRPC server over `core`)
 
 KEYS = {  # raw key -> (namespaces, roles)
     "k-search-a": (["a"], ["search"]),
@@ -94,7 +95,7 @@ async def test_http_keys(http: httpx.AsyncClient) -> None:
     assert await status("GET", "/healthz", None) == 200 and await status("GET", "/readyz", None) == 200
 
 
-async def test_grpc_keys(stub: pb_grpc.KnowledgeServiceStub) -> None:  # noqa: F811
+async def test_grpc_keys(stub: pb_grpc.KnowledgeServiceStub) -> None:
     async def code(call, request, key: str | None) -> grpc.StatusCode:
         try:
             await call(request, metadata=(("authorization", f"Bearer {key}"),) if key else ())
@@ -140,7 +141,7 @@ async def test_grpc_keys(stub: pb_grpc.KnowledgeServiceStub) -> None:  # noqa: F
 
 
 async def test_grpc_evaluate_needs_admin_on_the_namespace_in_its_body(
-    stub: pb_grpc.KnowledgeServiceStub,  # noqa: F811
+    stub: pb_grpc.KnowledgeServiceStub,
 ) -> None:
     async def code(request: pb.EvaluateRequest, key: str) -> grpc.StatusCode:
         try:
@@ -183,14 +184,6 @@ def test_key_configuration_is_validated() -> None:
 
 
 async def test_rate_limit_health_and_metrics_protection(tmp_path: Path, dense_encoder) -> None:
-    import asyncio
-
-    import uvicorn
-
-    from conftest import free_port
-    from knowledge_service.app import Knowledge
-    from knowledge_service.doors.http.app import create_app
-
     keys = json.dumps(
         [{"name": "one", "sha256": hash_key("k1"), "namespaces": ["*"], "roles": ["search", "admin"]}]
     )
@@ -198,31 +191,21 @@ async def test_rate_limit_health_and_metrics_protection(tmp_path: Path, dense_en
         data_dir=tmp_path / "data",
         optimize_idle_s=0,
         api_keys=keys,
-        rate_limit_per_key=0.5,
+        rate_limit_per_key=0.05,  # one token per 20 s: none comes back while the test runs
         rate_limit_burst=2,
         health_public=False,
         metrics_public=False,
     )
     core = await Knowledge.open(settings, dense=dense_encoder)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, core), host="127.0.0.1", port=port, log_level="warning")
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            await asyncio.sleep(0.02)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        async with serve_http(core, settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
             assert (await http.get("/healthz")).status_code == 401
             assert (await http.get("/readyz")).status_code == 401
             assert (await http.get("/metrics")).status_code == 401
             codes = [(await http.get("/v1/profiles", headers=bearer("k1"))).status_code for _ in range(3)]
-            assert codes == [200, 200, 429]  # burst of 2, then 0.5/s
+            assert codes == [200, 200, 429]  # burst of 2, then 0.05/s
             r = await http.get("/v1/profiles", headers=bearer("k1"))
             assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
             assert "rate limit" in r.json()["error"]["message"]
     finally:
-        server.should_exit = True
-        await task
         await core.close()

@@ -10,7 +10,7 @@ import statistics
 
 import pytest
 
-from conftest import DATASETS
+from conftest import dataset
 from knowledge_service.core.config import Settings
 from knowledge_service.models.sparse import SparseEncoder
 from knowledge_service.pipelines.evaluation.datasets import load_beir
@@ -21,13 +21,12 @@ from knowledge_service.storage.points import chunk_point_id
 from knowledge_service.storage.remote import RemoteStore
 from oracle import engine_tokens, rank_bm25_run
 
-pytestmark = pytest.mark.skipif(not (DATASETS / "cranfield").exists(), reason="datasets missing")
 DIM = 4
 
 
 @pytest.mark.parametrize("backend", ["edge", "qdrant-client"])
 def test_engine_bm25_matches_rank_bm25_on_cranfield(backend: str, settings: Settings) -> None:
-    data = load_beir(DATASETS / "cranfield", "test")
+    data = load_beir(dataset("cranfield"), "test")
     texts = data.texts()
     probe = SparseEncoder(settings).bm25
     avg_len = statistics.fmean(len(engine_tokens(t, probe)) for t in texts.values())

@@ -45,7 +45,7 @@ async def test_redis_cache_hits_and_ingest_makes_old_entries_unreachable(
 async def test_cache_outage_degrades_to_uncached_search(
     settings: Settings, dense_encoder: DenseEncoder
 ) -> None:
-    from conftest import free_port
+    from harness import free_port
 
     down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     core = await Knowledge.open(settings.model_copy(update={"redis_url": down}), dense=dense_encoder)

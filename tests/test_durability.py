@@ -27,7 +27,7 @@ WRITER = textwrap.dedent("""
         resp = await core.documents.ingest(IngestRequest(namespace="kb", documents=[
             {"id": "kept", "text": "This sentence was acknowledged before the crash."}]))
         print("ACK", resp.index_version, flush=True)
-        time.sleep(600)  # killed here, store never closed or flushed
+        time.sleep(600)  # killed here, store never closed or flushed (the test waits for "ACK")
 
     asyncio.run(main())
 """)
@@ -82,7 +82,7 @@ TORN_WRITER = textwrap.dedent("""
             {"id": "doc", "text": "The first version, acknowledged."}]))
         def die_before_the_flip(record, expected):  # chunks and markers are written by now
             print("TORN", flush=True)
-            time.sleep(600)
+            time.sleep(600)  # parked until the test's SIGKILL (it waits for "TORN", not for time)
         core.stores[0].swap_doc = die_before_the_flip
         text = " ".join(f"Sentence {i} of a second version that never lands." for i in range(60))
         await core.documents.ingest(IngestRequest(namespace="kb", documents=[{"id": "doc", "text": text}]))

@@ -11,20 +11,18 @@ from pathlib import Path
 import pytest
 import qdrant_edge as qe
 
+from conftest import dataset
 from knowledge_service.core.errors import InvalidArgument
 from knowledge_service.pipelines.evaluation.datasets import load_beir
 from knowledge_service.pipelines.evaluation.scoring import collapse_to_documents, evaluate, evaluate_per_query
 from oracle import engine_tokens, rank_bm25_run
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 K, B, AVG_LEN = 1.2, 0.75, 256.0
 
 
 @pytest.fixture(scope="module")
 def cranfield():
-    if not (DATASETS / "cranfield").is_dir():
-        pytest.skip(f"datasets not found at {DATASETS}")
-    return load_beir(DATASETS / "cranfield", "test")
+    return load_beir(dataset("cranfield"), "test")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +56,7 @@ def test_load_beir_cranfield(cranfield):
     title, text = cranfield.corpus["1"]
     assert title.startswith("experimental investigation of the aerodynamics")
     assert text.startswith(title)
-    corpus_bytes = (DATASETS / "cranfield" / "corpus.jsonl").read_bytes()
+    corpus_bytes = (dataset("cranfield") / "corpus.jsonl").read_bytes()
     assert cranfield.fingerprint == hashlib.sha256(corpus_bytes).hexdigest()
 
 
@@ -85,7 +83,7 @@ def test_missing_split_lists_available(tmp_path):
 
 def test_missing_split_on_cranfield(cranfield):
     with pytest.raises(InvalidArgument, match="available splits: test"):
-        load_beir(DATASETS / "cranfield", "train")
+        load_beir(dataset("cranfield"), "train")
 
 
 def test_missing_folder_and_files(tmp_path):

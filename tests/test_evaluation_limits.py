@@ -16,7 +16,7 @@ import pytest
 
 from conftest import DATASETS
 from knowledge_service.app import Knowledge
-from knowledge_service.pipelines.evaluation import service as evaluations
+from knowledge_service.pipelines.evaluation import evaluations
 from knowledge_service.schemas.documents import IngestRequest
 from knowledge_service.schemas.evaluations import EvaluationRequest
 

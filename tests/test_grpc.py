@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import descriptor_pb2, json_format, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from harness import grpc_channel, serve_grpc
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.core import limits as L
-from knowledge_service.core.config import Settings
 from knowledge_service.core.errors import Overloaded
 from knowledge_service.doors.grpc.convert import search_request
-from knowledge_service.doors.grpc.server import create_server, set_serving, start_server, stop_server
+from knowledge_service.doors.grpc.server import set_serving
 from knowledge_service.ops.auth import KeyRing
 from knowledge_service.ops.metrics import Metrics
 from knowledge_service.schemas.search import SearchRequest
@@ -46,29 +44,6 @@ def _dict(struct: struct_pb2.Struct) -> dict[str, Any]:
 def _doc(doc_id: str, text: str, year: int, lang: str) -> pb.Document:
     meta = {"year": year, "lang": lang, "tags": ["a", "b"]}
     return pb.Document(id=doc_id, text=text, title=doc_id.title(), metadata=_struct(meta))
-
-
-@asynccontextmanager
-async def _serving(core: Any) -> AsyncIterator[grpc.aio.Channel]:
-    server, port = create_server(core, Settings(grpc_host="127.0.0.1"), port=0)
-    assert port > 0
-    await start_server(server)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield channel
-    finally:
-        await stop_server(server, 0)
-
-
-@pytest.fixture
-async def channel(core: Any) -> AsyncIterator[grpc.aio.Channel]:
-    async with _serving(core) as channel:
-        yield channel
-
-
-@pytest.fixture
-def stub(channel: grpc.aio.Channel) -> pb_grpc.KnowledgeServiceStub:
-    return pb_grpc.KnowledgeServiceStub(channel)
 
 
 @pytest.fixture
@@ -249,16 +224,13 @@ async def test_health_is_serving(channel: grpc.aio.Channel):
 
 
 async def test_health_follows_set_serving():
-    server, port = create_server(_BrokenCore(), Settings(grpc_host="127.0.0.1"), port=0)
-    await start_server(server)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            await set_serving(server, False)
-            resp = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE))
-            assert resp.status == health_pb2.HealthCheckResponse.NOT_SERVING
-    finally:
-        await stop_server(server, 0)
+    async with serve_grpc(_BrokenCore()) as serving, serving.channel() as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        resp = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE))
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING
+        await set_serving(serving.server, False)
+        resp = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE))
+        assert resp.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 async def test_reflection_lists_the_service(channel: grpc.aio.Channel):
@@ -269,7 +241,12 @@ async def test_reflection_lists_the_service(channel: grpc.aio.Channel):
     ]
     listed, found = [resp async for resp in reflect.ServerReflectionInfo(iter(requests))]
     assert SERVICE in {s.name for s in listed.list_services_response.service}
-    assert found.file_descriptor_response.file_descriptor_proto
+    files = [  # the file defining the symbol, with the files it imports
+        descriptor_pb2.FileDescriptorProto.FromString(proto)
+        for proto in found.file_descriptor_response.file_descriptor_proto
+    ]
+    services = {f"{f.package}.{s.name}": [m.name for m in s.method] for f in files for s in f.service}
+    assert {"Search", "Ingest", "IngestStream", "CountDocuments"} <= set(services[SERVICE])
 
 
 class _BrokenSearcher:
@@ -292,7 +269,7 @@ class _BrokenCore:
 
 
 async def test_errors_map_to_codes_and_hide_internals(caplog: pytest.LogCaptureFixture):
-    async with _serving(_BrokenCore()) as channel:
+    async with grpc_channel(_BrokenCore()) as channel:
         stub = pb_grpc.KnowledgeServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.Search(pb.SearchRequest(namespace=NS, query="q"))

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 
-from conftest import free_port
+from harness import SERVE, ServedProcess, serve_env
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_service.core import limits as L
 from knowledge_service.core.config import Settings
 from knowledge_service.ops.auth import hash_key
-from test_grpc import channel  # noqa: F401  (fixture: a real gRPC server over `core`)
 
 KEY = "k-ingest"
 
@@ -127,7 +123,7 @@ async def test_multipart_uploads_are_bounded_while_parsed(http_url: str) -> None
         assert r.status_code == 422 and "unknown form field" in r.json()["error"]["message"]
 
 
-async def test_grpc_key_is_checked_before_the_message_is_parsed(channel: grpc.aio.Channel) -> None:  # noqa: F811
+async def test_grpc_key_is_checked_before_the_message_is_parsed(channel: grpc.aio.Channel) -> None:
     raw = channel.unary_unary("/knowledge.v1.KnowledgeService/Ingest")  # bytes in, bytes out
     garbage = b"\xff\xff\xff\xff not a protobuf message"
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -151,19 +147,9 @@ async def test_grpc_key_is_checked_before_the_message_is_parsed(channel: grpc.ai
 
 # ---- a real `knowledge serve` process ----------------------------------------------------------
 
-SERVE = "import sys; from knowledge_service.cli.main import app; sys.argv = ['knowledge', 'serve']; app()"
 
-
-def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "KNOWLEDGE_DATA_DIR": str(tmp_path / "served"),
-        "KNOWLEDGE_HTTP_PORT": str(free_port()),
-        "KNOWLEDGE_GRPC_PORT": str(free_port()),
-        "KNOWLEDGE_LOG_LEVEL": "WARNING",
-        **extra,
-    }
+def served_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return serve_env(tmp_path / "served", KNOWLEDGE_LOG_LEVEL="WARNING", **extra)
 
 
 def process_rss_mb(pid: int) -> float:
@@ -174,24 +160,12 @@ def process_rss_mb(pid: int) -> float:
 
 
 async def test_refused_bodies_cost_a_served_process_no_memory(tmp_path: Path, settings: Settings) -> None:
-    env = serve_env(tmp_path, KNOWLEDGE_API_KEYS=settings.api_keys or "")
-    url = f"http://127.0.0.1:{env['KNOWLEDGE_HTTP_PORT']}"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    served = ServedProcess(served_env(tmp_path, KNOWLEDGE_API_KEYS=settings.api_keys or ""))
+    url = served.url
     try:
+        await served.ready()
         async with httpx.AsyncClient(base_url=url, timeout=120) as http:
-            deadline = time.monotonic() + 120
-            while True:
-                assert proc.poll() is None, proc.stdout.read()  # type: ignore[union-attr]
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "service did not become ready"
-                await asyncio.sleep(0.2)
-            before = process_rss_mb(proc.pid)
+            before = process_rss_mb(served.pid)
             body = b'{"documents": [{"id": "x", "text": "' + b"a" * (30 * 1024 * 1024) + b'"}]}'
             try:
                 r = await http.post(
@@ -208,16 +182,15 @@ async def test_refused_bodies_cost_a_served_process_no_memory(tmp_path: Path, se
             chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
             answer = await asyncio.to_thread(send_partial, url, head, chunk * 100, timeout=60)  # 100 MiB
             assert status_of(answer) == 413
-            grown = process_rss_mb(proc.pid) - before
+            grown = process_rss_mb(served.pid) - before
             assert grown < 50, f"the service grew by {grown:.0f} MB refusing bodies it should not read"
             assert (await http.get("/readyz")).status_code == 200
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        served.stop()
 
 
 def test_serving_beyond_loopback_without_keys_is_refused(tmp_path: Path) -> None:
-    env = serve_env(tmp_path, KNOWLEDGE_HTTP_HOST="0.0.0.0")
+    env = served_env(tmp_path, KNOWLEDGE_HTTP_HOST="0.0.0.0")
     done = subprocess.run([sys.executable, "-c", SERVE], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "without API keys" in done.stderr and "KNOWLEDGE_ALLOW_UNAUTHENTICATED" in done.stderr

@@ -10,7 +10,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
-from test_grpc import channel, stub  # noqa: F401  (fixtures: a real gRPC server over `core`)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -21,7 +20,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-async def test_metrics_exposition(http_url: str, stub: pb_grpc.KnowledgeServiceStub) -> None:  # noqa: F811
+async def test_metrics_exposition(http_url: str, stub: pb_grpc.KnowledgeServiceStub) -> None:
     search = "Search"  # both doors name a call by its operation and its outcome by the error table
     async with httpx.AsyncClient(base_url=http_url, timeout=30) as http:
         docs = [{"id": "m1", "text": "Metrics count requests."}, {"id": "m2", "text": "And stages."}]

@@ -11,7 +11,6 @@ from google.protobuf import struct_pb2
 
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
-from test_grpc import channel, stub  # noqa: F401  (fixtures: a real gRPC server over `core`)
 
 BAD_FILTERS = [
     {"field": "lang\n", "eq": "en"},  # a trailing newline used to pass the key pattern
@@ -76,7 +75,7 @@ async def test_metadata_keys_and_values_are_validated_whole(http: httpx.AsyncCli
     assert r.status_code == 422
 
 
-async def test_grpc_names_and_filters(stub: pb_grpc.KnowledgeServiceStub) -> None:  # noqa: F811
+async def test_grpc_names_and_filters(stub: pb_grpc.KnowledgeServiceStub) -> None:
     for call in (
         stub.GetProfile(pb.GetProfileRequest(name="default\n")),
         stub.ListProfileVersions(pb.ListProfileVersionsRequest(name="default\n")),

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from harness import serve_grpc
 from knowledge_service.core.config import Settings
 from knowledge_service.ops import tracing
 from knowledge_service.schemas.documents import IngestRequest
@@ -108,16 +109,13 @@ async def test_client_and_tool_make_the_callers_span_the_parent(
 
     import knowledge_client as kc
     from knowledge_client.crewai import KnowledgeSearchTool
-    from knowledge_service.doors.grpc.server import create_server, start_server, stop_server
 
-    server, port = create_server(core, settings.model_copy(update={"grpc_host": "127.0.0.1"}), port=0)
-    await start_server(server)
-    try:
+    async with serve_grpc(core, settings) as serving:
         await core.documents.ingest(
             IngestRequest(namespace="obs", documents=[{"id": "t", "text": "Crews call the side-car."}])
         )
         crew = trace.get_tracer("a-crew")
-        targets = {"grpc": f"127.0.0.1:{port}", "http": http_url}
+        targets = {"grpc": serving.target, "http": http_url}
         for transport, target in targets.items():
             exporter.clear()
             with crew.start_as_current_span(f"crew-step-{transport}") as step:
@@ -130,5 +128,3 @@ async def test_client_and_tool_make_the_callers_span_the_parent(
             for span in servers:  # the crew's span is the parent of the service's
                 assert span.parent is not None and span.parent.span_id == step.get_span_context().span_id
                 assert span.context.trace_id == step.get_span_context().trace_id
-    finally:
-        await stop_server(server, 0)

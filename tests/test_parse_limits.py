@@ -16,6 +16,7 @@ import zlib
 
 import pytest
 
+from harness import eventually
 from knowledge_service.core import limits as L
 from knowledge_service.core.errors import InvalidArgument, Unavailable
 from knowledge_service.pipelines.parsing.files import parse_file
@@ -62,6 +63,13 @@ def rss() -> int:
 
 def workers() -> list[multiprocessing.process.BaseProcess]:
     return [p for p in multiprocessing.active_children() if p.name == "parse-worker"]
+
+
+def cpu_ticks(pid: int) -> int:
+    """User and system CPU time a process has used, in clock ticks (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def rejected(*args: object, **kwargs: object) -> InvalidArgument:
@@ -138,7 +146,7 @@ def test_the_character_limit_is_the_one_in_force() -> None:
         assert (
             "more than 1000 characters of text (MAX_DOC_CHARS)" in rejected(name, data, limits=limits).message
         )
-        assert parse_file(name, data).text  # under the default limit
+        assert len(parse_file(name, data).text) > 1_000  # under the default limit
 
 
 @pytest.mark.timeout(BUDGET_S)
@@ -254,8 +262,12 @@ async def test_a_worker_killed_while_parsing_fails_that_file_only() -> None:
     try:
         await pool.parse("warm-up.txt", b"starts the worker")
         (worker,) = workers()
+        idle = cpu_ticks(worker.pid)
         parse = asyncio.create_task(pool.parse("slow.pdf", slow_pdf()))
-        await asyncio.sleep(0.5)  # the worker has the file: it takes many seconds to extract
+        # The worker has the file once it works (an idle worker uses no CPU): extracting it takes
+        # many seconds.
+        await eventually(lambda: cpu_ticks(worker.pid) > idle + 5, timeout=30, what="the worker parses")
+        assert not parse.done()
         os.kill(worker.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
         with pytest.raises(InvalidArgument, match="KNOWLEDGE_PARSE_MEMORY_MB"):
             await parse
@@ -299,7 +311,12 @@ async def test_cancelling_a_parse_waiting_for_a_worker_gives_its_turn_back() -> 
     try:
         running = asyncio.create_task(pool.parse("slow.pdf", slow_pdf()))
         waiting = asyncio.create_task(pool.parse("waiting.txt", b"never parsed"))
-        await asyncio.sleep(0.5)
+
+        def queued() -> bool:  # the only slot is taken by the slow file, handed to a worker
+            return pool._slots.empty() and any(w.job is not None for w in pool._live)
+
+        await eventually(queued, timeout=30, what="the slow file holds the only worker")
+        assert not waiting.done()  # so the second parse waits for its turn
         waiting.cancel()
         with pytest.raises(InvalidArgument, match="KNOWLEDGE_PARSE_TIMEOUT_S"):
             await running
@@ -340,7 +357,8 @@ async def test_workers_are_fresh_interpreters_with_a_memory_cap(pool: ParserPool
 async def test_close_stops_the_workers_and_can_be_called_twice() -> None:
     pool = ParserPool(workers=2)
     await asyncio.gather(*(pool.parse(f"{i}.txt", b"text") for i in range(4)))
-    assert workers()
+    running = {w.process.pid for w in pool._live}
+    assert len(running) == 2 and running <= {p.pid for p in workers()}
     await pool.close()
     await pool.close()
     assert not workers()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
+from harness import eventually
 from knowledge_service.app import Knowledge
 
 
@@ -27,10 +27,11 @@ async def test_no_replica_misses_a_change_that_raced_its_own(core: Knowledge, de
         a.runner.run = b_changes_first  # type: ignore[method-assign]
         await a.registry.put("from-a", {"top_k": 4})
         assert interleaved
-        deadline = asyncio.get_running_loop().time() + 3 * a.settings.profile_poll_s + 2
-        while not (a.registry.find("from-b") and b.registry.find("from-a")):
-            assert asyncio.get_running_loop().time() < deadline, "a replica missed a change"
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: a.registry.find("from-b") and b.registry.find("from-a"),
+            timeout=3 * a.settings.profile_poll_s + 2,
+            what="each replica sees the other's change (else a replica missed a change)",
+        )
         assert a.registry.find("from-b").settings.top_k == 3
         assert b.registry.find("from-a").settings.top_k == 4
     finally:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from harness import eventually
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
 from knowledge_service.core.errors import Conflict, InvalidArgument, NotFound
 from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.pipelines.profiles.registry import CHANNEL
 from knowledge_service.schemas.documents import IngestRequest
 from knowledge_service.schemas.profiles import PutProfileRequest
 from knowledge_service.schemas.search import SearchRequest
@@ -62,6 +65,33 @@ async def test_profiles_survive_restart(settings: Settings, dense_encoder: Dense
         await again.close()
 
 
+async def subscribed(replica: Knowledge, redis_url: str) -> None:
+    """Wait until ``replica`` listens for published profile changes: publish on the channel until
+    it reacts (a refresh) to one of them."""
+    import redis.asyncio as redis
+
+    registry = replica.registry
+    refresh, heard = registry.refresh, asyncio.Event()
+
+    async def noting(*args: Any, **kwargs: Any) -> Any:
+        heard.set()
+        return await refresh(*args, **kwargs)
+
+    registry.refresh = noting  # type: ignore[method-assign]
+    try:
+        async with redis.Redis.from_url(redis_url) as r:
+
+            async def hears_a_probe() -> bool:
+                await r.publish(CHANNEL, "probe")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(heard.wait(), timeout=0.1)
+                return heard.is_set()
+
+            await eventually(hears_a_probe, timeout=10, interval=0, what="the replica subscribed")
+    finally:
+        registry.refresh = refresh  # type: ignore[method-assign]
+
+
 @pytest.mark.parametrize("via", ["polling", "redis"])
 async def test_a_replica_sharing_the_store_sees_a_change_within_two_seconds(
     via: str, settings: Settings, dense_encoder: DenseEncoder, redis_url: str
@@ -71,13 +101,15 @@ async def test_a_replica_sharing_the_store_sees_a_change_within_two_seconds(
     a = await Knowledge.open(settings, dense=dense_encoder)
     b = await Knowledge.open(settings, dense=dense_encoder, stores=a.stores)
     try:
-        await asyncio.sleep(0.3)  # let b's subscription start
+        if via == "redis":
+            await subscribed(b, redis_url)
         name = f"shared-{via}"
         changed = await put(a, name, settings={"top_k": 4})
-        started = time.monotonic()
-        while b.registry.find(name) is None or b.registry.get(name).version != changed.version:
-            assert time.monotonic() - started < 2.0, f"replica did not see {name} v{changed.version}"
-            await asyncio.sleep(0.05)
+
+        def b_sees_it() -> bool:
+            return b.registry.find(name) is not None and b.registry.get(name).version == changed.version
+
+        await eventually(b_sees_it, timeout=2.0, what=f"replica b sees {name} v{changed.version}")
         assert b.registry.get(name).settings.top_k == 4
     finally:
         await b.close()

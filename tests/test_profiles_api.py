@@ -11,7 +11,6 @@ from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.app import Knowledge
 from knowledge_service.schemas.documents import IngestRequest
-from test_grpc import channel, stub  # noqa: F401  (fixtures: a real gRPC server over `core`)
 
 DOCS = [{"id": f"d{i}", "text": f"Note {i} covers subject {i % 3} of the runbook."} for i in range(9)]
 
@@ -78,10 +77,33 @@ async def test_evaluation_route(http: httpx.AsyncClient, core: Knowledge) -> Non
     assert r.status_code == 200, r.text
     body = r.json()
     assert [p["name"] for p in body["profiles"]] == ["default", "dense"]
-    assert (
-        set(body["delta"]) == {"ndcg@10", "recall@100", "mrr@10"}
-        and body["wins"] + body["losses"] + body["ties"] == 3
-    )
+    assert set(body["delta"]) == {"ndcg@10", "recall@100", "mrr@10"}
+    assert {q["query_id"] for q in body["per_query"]} == set(queries)
+
+    # A query set whose outcome is known: "default" returns all nine notes (top_k 10), so it finds
+    # every judged note; "nothing" (a score no result reaches) returns none; and q-ghost's only
+    # judged document is not in the corpus, so both score 0 on it.
+    known = {**queries, "q-ghost": "a subject the runbook never covers"}
+    known_qrels = {**qrels, "q-ghost": {"not-ingested": 1}}
+    nothing = {"settings": {"score_threshold": 1e9}, "label": "nothing"}
+    for profiles, found_at, outcome in [  # outcome: the second profile's wins, losses and ties
+        ([{"name": "default"}, nothing], 0, (0, 3, 1)),
+        ([nothing, {"name": "default"}], 1, (3, 0, 1)),
+    ]:
+        r = await http.post(
+            "/v1/evaluations",
+            json={"namespace": "kb", "queries": known, "qrels": known_qrels, "profiles": profiles},
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert (body["wins"], body["losses"], body["ties"]) == outcome, body
+        deltas = {q["query_id"]: q["delta"] for q in body["per_query"]}
+        assert deltas["q-ghost"] == 0 and all(deltas[q] != 0 for q in queries)
+        found, empty = body["profiles"][found_at], body["profiles"][1 - found_at]
+        assert found["metrics"]["recall@100"] == pytest.approx(0.75)  # 3 of 4 judged queries
+        assert empty["metrics"] == {"ndcg@10": 0, "recall@100": 0, "mrr@10": 0}
+        sign = 1 if found_at == 1 else -1  # the delta is the second's metric minus the first's
+        assert body["delta"]["ndcg@10"] == pytest.approx(sign * found["metrics"]["ndcg@10"])
     r = await http.post("/v1/evaluations", json={"namespace": "kb", "profiles": [{"name": "default"}]})
     assert r.status_code == 422 and "dataset" in r.json()["error"]["message"]
     both = {
@@ -101,7 +123,7 @@ def _struct(data: dict) -> struct_pb2.Struct:
     return s
 
 
-async def test_profile_rpcs(stub: pb_grpc.KnowledgeServiceStub, core: Knowledge) -> None:  # noqa: F811
+async def test_profile_rpcs(stub: pb_grpc.KnowledgeServiceStub, core: Knowledge) -> None:
     await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
     p = await stub.PutProfile(
         pb.PutProfileRequest(

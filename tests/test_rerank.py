@@ -84,7 +84,10 @@ async def test_configured_reranker_reorders_candidates(
         assert 1 <= s.fused_rank <= 6 and s.dense_score is not None and s.sparse_rank is not None
         assert hit.score == pytest.approx(hit.scores.rerank)
         assert hit.scores.rerank == pytest.approx(float(direct[int(hit.doc_id[1:])]), abs=1e-5)
-        assert hit.scores.fused is not None and hit.scores.dense_rank is not None
+        assert 1 <= s.dense_rank <= 6 and 1 <= s.sparse_rank <= 6  # ranks among the six candidates
+    by_fused_rank = sorted(resp.results, key=lambda h: h.scores.fused_rank)
+    fused = [h.scores.fused for h in by_fused_rank]
+    assert fused == sorted(fused, reverse=True)  # the fused rank is the order of the fused score
 
     off = await core.searcher.search(SearchRequest(namespace="kb", query=query, rerank=False))
     assert off.rerank == "disabled" and all(h.scores.rerank is None for h in off.results)

@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from conftest import free_port
+from harness import asgi_client, free_port, serve_grpc
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
-from knowledge_service.doors.grpc.server import create_server, start_server, stop_server
-from knowledge_service.doors.http.app import create_app
 from knowledge_service.models.dense import DenseEncoder
 
 
@@ -24,8 +21,7 @@ async def test_readiness_names_no_host_port_or_error(tmp_path: Path, dense_encod
     )
     core = await Knowledge.open(settings, dense=dense_encoder)
     try:
-        app = create_app(settings, core)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        async with asgi_client(core, settings) as http:
             r = await http.get("/readyz")
         assert r.status_code == 200  # a cache outage only degrades
         body = r.json()
@@ -49,24 +45,22 @@ async def test_docs_and_reflection_can_be_switched_off(
         data_dir=tmp_path / "data", optimize_idle_s=0, docs_enabled=enabled, grpc_reflection=enabled
     )
     core = await Knowledge.open(settings, dense=dense_encoder)
-    server, port = create_server(core, settings, port=0)
-    await start_server(server)
     try:
-        app = create_app(settings, core)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        async with asgi_client(core, settings) as http:
             for path in ("/docs", "/openapi.json", "/redoc"):
                 assert (await http.get(path)).status_code == (200 if enabled else 404), path
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with serve_grpc(core, settings) as serving, serving.channel() as channel:
             reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
             call = reflect.ServerReflectionInfo(
                 iter([reflection_pb2.ServerReflectionRequest(list_services="")])
             )
             if enabled:
-                assert [r async for r in call]
+                (listed,) = [r async for r in call]
+                names = {s.name for s in listed.list_services_response.service}
+                assert "knowledge.v1.KnowledgeService" in names and "grpc.health.v1.Health" in names
             else:
                 with pytest.raises(grpc.aio.AioRpcError) as err:
                     _ = [r async for r in call]
                 assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
-        await stop_server(server, 0)
         await core.close()

@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from harness import serve_grpc
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.app import Knowledge
-from knowledge_service.doors.grpc.server import create_server, start_server, stop_server
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:
@@ -48,20 +48,16 @@ async def test_grpc_over_tls(core: Knowledge, tmp_path: Path) -> None:
     settings = core.settings.model_copy(
         update={"tls_cert_file": cert, "tls_key_file": key, "grpc_host": "127.0.0.1"}
     )
-    server, port = create_server(core, settings, port=0)
-    await start_server(server)
-    try:
+    async with serve_grpc(core, settings) as serving:
         credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
-        async with grpc.aio.secure_channel(f"localhost:{port}", credentials) as channel:
+        async with grpc.aio.secure_channel(f"localhost:{serving.port}", credentials) as channel:
             count = await pb_grpc.KnowledgeServiceStub(channel).CountDocuments(
                 pb.CountDocumentsRequest(namespace="kb")
             )
             assert count.documents == 0
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as plain:
+        async with serving.channel() as plain:
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await pb_grpc.KnowledgeServiceStub(plain).CountDocuments(
                     pb.CountDocumentsRequest(namespace="kb"), timeout=5
                 )
             assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-    finally:
-        await stop_server(server, 0)

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import uvicorn
-
+from harness import free_port, serve_grpc, serve_http
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
-from knowledge_service.doors.grpc.server import create_server, start_server, stop_server
-from knowledge_service.doors.http.app import create_app
+
+__all__ = ["DOCS", "NS", "Service", "blocking", "free_port", "serve"]
 
 T = TypeVar("T")
 
@@ -60,52 +57,12 @@ async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@asynccontextmanager
-async def serve_grpc(core: Any, settings: Settings, port: int = 0) -> AsyncIterator[str]:
-    """The real gRPC front door over ``core`` on ``port`` (0: a free one); yields host:port."""
-    server, bound = create_server(core, settings, port=port)
-    await start_server(server)
-    try:
-        yield f"127.0.0.1:{bound}"
-    finally:
-        await stop_server(server, 0)
-
-
-@asynccontextmanager
-async def serve_http(core: Any, settings: Settings, port: int) -> AsyncIterator[str]:
-    """The real HTTP front door over ``core`` on ``port`` (uvicorn, as the root ``http_url``)."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, core),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 10  # uvicorn has no started event: poll its flag, within a bound
-    while not server.started:
-        if task.done():
-            task.result()
-        assert time.monotonic() < deadline, f"uvicorn did not start on port {port} within 10 s"
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 @asynccontextmanager
 async def serve(transport: str, core: Any, settings: Settings, port: int) -> AsyncIterator[str]:
-    """Either front door on a given port."""
-    cm = serve_grpc(core, settings, port) if transport == "grpc" else serve_http(core, settings, port)
-    async with cm as target:
-        yield target
+    """Either front door over ``core`` on a given port (tests/harness.py); yields its target."""
+    if transport == "grpc":
+        async with serve_grpc(core, settings, port=port) as serving:
+            yield serving.target
+    else:
+        async with serve_http(core, settings, port=port) as url:
+            yield url

@@ -20,9 +20,9 @@ os.environ["CREWAI_DISABLE_VERSION_CHECK"] = "true"
 os.environ["CREWAI_STORAGE_DIR"] = os.path.join(_CREWAI_HOME, "storage")
 os.environ["HOME"] = _CREWAI_HOME
 
+from harness import serve_grpc  # noqa: E402
 from knowledge_service.app import Knowledge  # noqa: E402
 from knowledge_service.core.config import Settings  # noqa: E402
-from knowledge_service.doors.grpc.server import create_server, start_server, stop_server  # noqa: E402
 from knowledge_service.schemas.documents import IngestRequest  # noqa: E402
 
 from .client_support import DOCS, NS, Service  # noqa: E402
@@ -31,10 +31,8 @@ from .client_support import DOCS, NS, Service  # noqa: E402
 @pytest.fixture
 async def grpc_target(core: Knowledge, settings: Settings) -> AsyncIterator[str]:
     """The real gRPC front door over ``core``, on a free port."""
-    server, port = create_server(core, settings, port=0)
-    await start_server(server)
-    yield f"127.0.0.1:{port}"
-    await stop_server(server, 0)
+    async with serve_grpc(core, settings) as serving:
+        yield serving.target
 
 
 @pytest.fixture
