@@ -188,11 +188,6 @@ async def test_replacement_is_never_half_visible(any_core: Knowledge) -> None:
     assert count.documents == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="search reads the live records after the engine query (retrieve.live_hits): a replacement "
-    "that lands in between hides the document from that response",
-)
 async def test_a_replacement_between_a_searchs_query_and_its_record_read_hides_nothing(
     any_core: Knowledge,
 ) -> None:

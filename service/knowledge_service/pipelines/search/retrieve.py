@@ -41,16 +41,24 @@ def plan(
     )
 
 
-async def live_hits(store: AsyncStore, namespace: str, hits: list[Hit]) -> list[Hit]:
-    """Keep only chunks of each document's live generation (hides half-done replacements)."""
+async def live_hits(store: AsyncStore, namespace: str, hits: list[Hit]) -> tuple[list[Hit], bool]:
+    """Keep only chunks of each document's live generation (hides half-done replacements).
+
+    Also says whether a document was replaced since the engine query: one of its chunks names an
+    older generation than its record. The new generation's chunks were written before the flip,
+    so querying again finds them (the document would otherwise be missing from this answer).
+    """
     if not hits:
-        return hits
+        return hits, False
     records = await store.get_docs(namespace, [h.payload["doc_id"] for h in hits])
-    return [
-        h
-        for h in hits
-        if records.get(h.payload["doc_id"], {}).get("generation") == h.payload.get("generation")
-    ]
+    live, replaced = [], False
+    for h in hits:
+        record = records.get(h.payload["doc_id"])
+        if record is not None and record.get("generation") == h.payload.get("generation"):
+            live.append(h)
+        elif record is not None:
+            replaced = True
+    return live, replaced
 
 
 async def leg_ranks(store: AsyncStore, query: QueryPlan) -> dict[str, dict[str, float]]:

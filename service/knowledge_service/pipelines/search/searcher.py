@@ -30,6 +30,9 @@ from knowledge_service.storage.runner import AsyncStore
 
 log = logging.getLogger(__name__)
 
+# Engine queries per search when documents are replaced while it runs (each retry sees the flip).
+REQUERY_ATTEMPTS = 3
+
 
 class Searcher:
     """The search pipeline; one per process, shared by both front doors and the evaluations."""
@@ -197,8 +200,11 @@ class Searcher:
         with _stage(
             "query", timings, backend=self._store.backend, candidates=s.candidates, limit=query.limit
         ) as span:
-            found = await self._store.query(query)
-            hits = await retrieve.live_hits(self._store, req.namespace, found)
+            for _ in range(REQUERY_ATTEMPTS):  # a replacement between the query and the read: again
+                found = await self._store.query(query)
+                hits, replaced = await retrieve.live_hits(self._store, req.namespace, found)
+                if not replaced:
+                    break
             ranks = await retrieve.leg_ranks(self._store, query) if req.explain else {}
             span.set_attributes({"hits": len(found), "hits.live": len(hits)})
 
