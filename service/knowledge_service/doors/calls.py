@@ -24,15 +24,16 @@ UNLOGGED = frozenset({"Health", "Metrics"})
 class Call:
     transport: str
     operation: str
-    request_id: str = field(default_factory=lambda: Call.new_id())
+    request_id: str
     namespace: str | None = None
     profile: str | None = None
     query: str | None = None
     started: float = field(default_factory=time.perf_counter)
 
-    @staticmethod
-    def new_id() -> str:
-        return uuid.uuid4().hex
+
+def request_id(given: str | None) -> str:
+    """The caller's ``x-request-id``, or a new one."""
+    return given or uuid.uuid4().hex
 
 
 _current: ContextVar[Call | None] = ContextVar("knowledge_call", default=None)

@@ -108,7 +108,7 @@ def authorization(context: grpc.aio.ServicerContext) -> str | None:
 
 
 def _request_id(metadata: dict[str, Any]) -> str:
-    return metadata.get("x-request-id") or Call.new_id()
+    return calls.request_id(metadata.get("x-request-id"))
 
 
 def status_of(err: KnowledgeError) -> grpc.StatusCode:

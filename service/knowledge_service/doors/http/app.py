@@ -66,7 +66,7 @@ def _lifespan(
 def _recorder(log_queries: bool) -> Callable[..., Any]:
     async def record(request: Request, call_next: Any) -> Any:
         """The call's metrics and access log line (calls.py); echoes or assigns x-request-id."""
-        call = calls.begin(Call("http", "unmatched", request.headers.get("x-request-id") or Call.new_id()))
+        call = calls.begin(Call("http", "unmatched", calls.request_id(request.headers.get("x-request-id"))))
         response = await call_next(request)
         route = request.scope.get("route")
         call.operation = getattr(route, "name", None) or "unmatched"

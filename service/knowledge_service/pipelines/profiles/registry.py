@@ -19,7 +19,6 @@ import asyncio
 import builtins
 import contextlib
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,8 +26,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from knowledge_service.core.errors import Conflict, InvalidArgument, NotFound, from_validation_error
-from knowledge_service.core.limits import NAMESPACE_PATTERN
+from knowledge_service.core.errors import Conflict, NotFound, from_validation_error
 from knowledge_service.schemas.profiles import ProfileOut
 from knowledge_service.schemas.search import RetrievalSettings
 from knowledge_service.storage.runner import AsyncMeta
@@ -272,9 +270,3 @@ class ProfileRegistry:
 
 def _profile(record: dict[str, Any]) -> ProfileOut:
     return ProfileOut.model_validate({k: record.get(k) for k in ProfileOut.model_fields})
-
-
-def validate_name(name: str) -> str:
-    if not re.fullmatch(NAMESPACE_PATTERN, name):
-        raise InvalidArgument(f"profile name {name!r} must match {NAMESPACE_PATTERN}", field="name")
-    return name
