@@ -124,9 +124,7 @@ async def _ingest_local(
                 except KnowledgeError as exc:
                     _tally(counts, [{"id": doc_id, "status": "failed", "error": str(exc)}], bar)
                     continue
-                docs.append(
-                    {"id": doc_id, "text": parsed.text, "title": parsed.title, "metadata": parsed.metadata}
-                )
+                docs.append(parsed.document(doc_id))
             if docs:
                 resp = await core.documents.ingest(IngestRequest(namespace=namespace, documents=docs))
                 _tally(counts, resp.results, bar)

@@ -72,14 +72,7 @@ class Documents:
                 upload.filename or f"file-{i}", upload.data, upload.content_type, field=f"files[{i}]"
             )
             upload.data = b""
-            docs.append(
-                {
-                    "id": parsed.doc_id if upload.id is None else upload.id,
-                    "text": parsed.text,
-                    "title": parsed.title,
-                    "metadata": {**parsed.metadata, **req.metadata},
-                }
-            )
+            docs.append(parsed.document(upload.id, req.metadata))
         return await self.ingest(parse(IngestRequest, namespace=req.namespace, documents=docs))
 
     async def delete(self, req: DeleteRequest) -> DeleteResponse:

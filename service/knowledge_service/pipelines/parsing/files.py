@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from knowledge_service.core import limits as L
 from knowledge_service.core.errors import InvalidArgument
@@ -46,6 +46,15 @@ class ParsedFile:
     title: str | None
     text: str
     metadata: dict[str, Scalar]
+
+    def document(self, doc_id: str | None = None, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The raw document to ingest: this file's id unless ``doc_id``, ``metadata`` over its own."""
+        return {
+            "id": self.doc_id if doc_id is None else doc_id,
+            "text": self.text,
+            "title": self.title,
+            "metadata": {**self.metadata, **(metadata or {})},
+        }
 
 
 def parse_file(
