@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,11 +18,14 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# ONNX exports are made once per test session and shared by every core and server it starts.
+os.environ.setdefault("KNOWLEDGE_MODELS_DIR", tempfile.mkdtemp(prefix="knowledge-models-"))
 
 from harness import free_port, grpc_channel, serve_http, wait_until  # noqa: E402
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc  # noqa: E402
 from knowledge_service.app import Knowledge  # noqa: E402
 from knowledge_service.core.config import Settings  # noqa: E402
+from knowledge_service.models.base import resolve_model  # noqa: E402
 from knowledge_service.models.dense import DenseEncoder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +80,30 @@ def redis_url() -> Iterator[str]:
 def dense_encoder() -> DenseEncoder:
     """The real all-MiniLM-L6-v2, loaded once per test session."""
     return DenseEncoder(Settings().embed_model)
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-layer BERT cross-encoder with random weights and MiniLM's tokenizer, saved to disk."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    path = tmp_path_factory.mktemp("tiny-ce")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(Settings().embed_model))
+    torch.manual_seed(7)
+    model = BertForSequenceClassification(
+        BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_labels=1,
+        )
+    )
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
 
 
 @pytest.fixture

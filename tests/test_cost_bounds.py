@@ -20,7 +20,6 @@ from knowledge_service.models.dense import DenseEncoder
 from knowledge_service.schemas.documents import CountRequest, IngestRequest
 from knowledge_service.schemas.search import SearchRequest
 from knowledge_service.storage.cache import MemoryCache
-from test_rerank import tiny_cross_encoder  # noqa: F401  (fixture)
 
 DOCS = [{"id": f"d{i}", "text": f"Note {i} on bounded cost, topic {i % 7}."} for i in range(60)]
 
@@ -91,7 +90,7 @@ async def test_explain_is_bounded_in_depth(core: Knowledge) -> None:
 async def slow_reranker(
     tmp_path: Path,
     dense_encoder: DenseEncoder,
-    tiny_cross_encoder: Path,  # noqa: F811
+    tiny_cross_encoder: Path,
 ) -> AsyncIterator[Knowledge]:
     settings = Settings(
         data_dir=tmp_path / "data",
@@ -100,13 +99,14 @@ async def slow_reranker(
         rerank_budget_ms=30,
     )
     core = await Knowledge.open(settings, dense=dense_encoder)
-    predict = core.reranker.model.predict  # type: ignore[union-attr]
+    assert core.reranker is not None
+    score_batch = core.reranker.score_batch
 
     def slow(*args: Any, **kwargs: Any) -> Any:  # a model that needs 50 ms per batch
         time.sleep(0.05)  # the slowness is what the test is about, not a wait
-        return predict(*args, **kwargs)
+        return score_batch(*args, **kwargs)
 
-    core.reranker.model.predict = slow  # type: ignore[union-attr]
+    core.reranker.score_batch = slow  # type: ignore[method-assign]
     await core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
     yield core
     await core.close()

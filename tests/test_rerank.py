@@ -10,7 +10,6 @@ from sentence_transformers import CrossEncoder
 
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
-from knowledge_service.models.base import resolve_model
 from knowledge_service.models.dense import DenseEncoder
 from knowledge_service.schemas.documents import IngestRequest
 from knowledge_service.schemas.search import SearchRequest
@@ -19,30 +18,6 @@ DOCS = [
     {"id": f"d{i}", "text": f"Passage {i} about retrieval, ranking and {w}."}
     for i, w in enumerate(["vectors", "lexical search", "fusion", "caching", "rerankers", "latency"])
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1-layer BERT cross-encoder with random weights and MiniLM's tokenizer, saved to disk."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    path = tmp_path_factory.mktemp("tiny-ce")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(Settings().embed_model))
-    torch.manual_seed(7)
-    model = BertForSequenceClassification(
-        BertConfig(
-            vocab_size=tokenizer.vocab_size,
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-            num_labels=1,
-        )
-    )
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture

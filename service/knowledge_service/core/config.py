@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBED_MODEL = "bundled:all-MiniLM-L6-v2"
+Backend = Literal["torch", "onnx", "onnx-int8"]
 
 
 class Settings(BaseSettings):
@@ -35,12 +36,31 @@ class Settings(BaseSettings):
 
     # Models.
     embed_model: str = Field(DEFAULT_EMBED_MODEL, description="sentence-transformers name or path.")
+    embed_backend: Backend = Field(
+        "torch", description="What runs the dense encoder: torch, onnx or onnx-int8."
+    )
     embed_batch_size: int = Field(32, ge=1, le=1024)
+    query_batch_max: int = Field(
+        32, ge=1, le=1024, description="Concurrent queries encoded together, at most."
+    )
+    query_batch_window_ms: float = Field(
+        1.0, ge=0, le=100, description="Under load, how long a query waits for others to share its batch."
+    )
     rerank_model: str | None = Field(None, description="CrossEncoder name or path; unset = no reranking.")
+    rerank_backend: Backend = Field("onnx", description="What runs the reranker: torch, onnx or onnx-int8.")
     rerank_budget_ms: int = Field(
         1000, ge=1, description="Rerank stage time budget; beyond it the fused order is served (skipped)."
     )
-    device: str = "cpu"
+    device: str = Field("cpu", description="torch backends: the device to run on.")
+    models_dir: Path | None = Field(
+        None, description="ONNX exports are made and kept here; unset = <data_dir>/models."
+    )
+    models_prebuilt_dir: Path | None = Field(
+        None, description="Read-only folder of exports made ahead (the image's); searched first."
+    )
+    onnx_threads: int = Field(
+        0, ge=0, le=256, description="ONNX Runtime threads per model; 0 = one per core."
+    )
 
     # Chunking (tokens of the embedding model's tokenizer) and BM25.
     chunk_tokens: int = Field(200, ge=16, le=8192)
@@ -122,6 +142,12 @@ class Settings(BaseSettings):
 
     # Profiles.
     profile_poll_s: float = Field(1.0, gt=0, description="How often a replica checks for profile changes.")
+
+    @property
+    def models_dirs(self) -> tuple[Path, ...]:
+        """Where ONNX exports are looked for, in order; new ones are made in the last."""
+        made = self.models_dir or self.data_dir / "models"
+        return (self.models_prebuilt_dir, made) if self.models_prebuilt_dir else (made,)
 
     @cached_property
     def edge_path(self) -> Path:

@@ -5,6 +5,7 @@ are picked by name in registry.py."""
 from __future__ import annotations
 
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Protocol
@@ -40,10 +41,16 @@ class SparseVector(Protocol):
 
 
 class DenseModel(ABC):
-    """A bi-encoder: unit-length vectors (cosine = dot) of ``dim`` dimensions."""
+    """A bi-encoder: unit-length vectors (cosine = dot) of ``dim`` dimensions.
+
+    ``backend`` is what runs it; ``vectors`` names the vector space it produces, so that backends
+    whose vectors are the same (torch and fp32 ONNX) share an index and the others do not.
+    """
 
     spec: str
     dim: int
+    backend: str = "torch"
+    vectors: str = "fp32"
 
     @abstractmethod
     def encode(self, texts: list[str]) -> list[list[float]]: ...
@@ -67,11 +74,27 @@ class RerankTimeout(Exception):
     """The rerank stage ran out of its time budget (or of the request's deadline)."""
 
 
+RERANK_BATCH = 16  # pairs per forward pass; the time budget is checked between batches
+
+
 class RerankModel(ABC):
     """A cross-encoder scoring (query, passage) pairs."""
 
     spec: str
+    backend: str = "torch"
 
     @abstractmethod
+    def score_batch(self, query: str, passages: list[str]) -> list[float]:
+        """Scores of (query, passage) pairs, in one forward pass."""
+
     def score(self, query: str, passages: list[str], deadline: float | None = None) -> list[float]:
-        """Scores of the pairs; ``RerankTimeout`` once ``deadline`` (time.monotonic) has passed."""
+        """Scores of the pairs, in batches; ``RerankTimeout`` once ``deadline`` (time.monotonic)
+        has passed between two batches, so an overrun stops within one batch."""
+        scores: list[float] = []
+        for start in range(0, len(passages), RERANK_BATCH):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise RerankTimeout(
+                    f"reranked {start} of {len(passages)} passages before the time budget ran out"
+                )
+            scores += self.score_batch(query, passages[start : start + RERANK_BATCH])
+        return scores

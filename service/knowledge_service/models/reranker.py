@@ -1,14 +1,11 @@
-"""The reranker: a sentence-transformers CrossEncoder, scored in batches within a time budget."""
+"""The torch reranker: a sentence-transformers CrossEncoder."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from knowledge_service.models.base import RerankModel, RerankTimeout
-
-RERANK_BATCH = 16  # pairs per forward pass; the time budget is checked between batches
+from knowledge_service.models.base import RERANK_BATCH, RerankModel
 
 
 @dataclass
@@ -24,17 +21,6 @@ class Reranker(RerankModel):
         path = Path(self.spec)
         self.model = CrossEncoder(str(path) if path.exists() else self.spec, device=self.device)
 
-    def score(self, query: str, passages: list[str], deadline: float | None = None) -> list[float]:
-        """Scores of (query, passage) pairs, in batches; RerankTimeout once ``deadline``
-        (time.monotonic) has passed between two batches, so an overrun stops within one batch."""
-        scores: list[float] = []
-        for start in range(0, len(passages), RERANK_BATCH):
-            if deadline is not None and time.monotonic() >= deadline:
-                raise RerankTimeout(
-                    f"reranked {start} of {len(passages)} passages before the time budget ran out"
-                )
-            batch = [(query, p) for p in passages[start : start + RERANK_BATCH]]
-            scores += [
-                float(s) for s in self.model.predict(batch, batch_size=RERANK_BATCH, show_progress_bar=False)
-            ]
-        return scores
+    def score_batch(self, query: str, passages: list[str]) -> list[float]:
+        pairs = [(query, p) for p in passages]
+        return [float(s) for s in self.model.predict(pairs, batch_size=RERANK_BATCH, show_progress_bar=False)]

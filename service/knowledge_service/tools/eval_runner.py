@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,9 @@ async def run_eval(
     core = await Knowledge.open(settings)
     try:
         namespace = eval_namespace(data)
+        started = time.perf_counter()
         ingested = await ensure_ingested(core, data, namespace)
+        ingest_s = time.perf_counter() - started
         lines = []
         for mode in modes:
             chosen = parse(RetrievalSettings, mode=mode, fusion={"method": fusion, "k": rrf_k})
@@ -69,6 +72,8 @@ async def run_eval(
                     "queries": int(metrics["queries"]),
                     "latency_ms_p50": round(statistics.median(run.latencies_ms), 2),
                     "ingest": ingested,
+                    "ingest_docs_per_s": round(ingested.get("created", 0) / ingest_s, 1),
+                    "encoder": f"{core.dense.backend}/{core.dense.vectors}",
                 }
             )
         return lines
