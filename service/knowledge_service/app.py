@@ -10,8 +10,9 @@ import logging
 from knowledge_service.core.config import Settings
 from knowledge_service.core.threads import Worker
 from knowledge_service.models.base import DenseModel, RerankModel, model_slug
+from knowledge_service.models.batching import QueryBatcher
 from knowledge_service.models.chunker import Chunker
-from knowledge_service.models.registry import load_dense, load_reranker, load_sparse
+from knowledge_service.models.registry import Options, load_dense, load_reranker, load_sparse
 from knowledge_service.ops.admission import Gate
 from knowledge_service.ops.auth import KeyRing
 from knowledge_service.ops.metrics import Metrics
@@ -41,7 +42,16 @@ def index_params(settings: Settings, dense: DenseModel) -> list[object]:
     """What a document's points are made from besides its content: changing any of these
     re-indexes a document on its next ingest."""
     s = settings
-    return [dense.spec, s.chunk_tokens, s.chunk_overlap, s.bm25_k, s.bm25_b, s.bm25_avg_len, s.bm25_language]
+    return [
+        dense.spec,
+        dense.vectors,
+        s.chunk_tokens,
+        s.chunk_overlap,
+        s.bm25_k,
+        s.bm25_b,
+        s.bm25_avg_len,
+        s.bm25_language,
+    ]
 
 
 class Knowledge:
@@ -67,7 +77,8 @@ class Knowledge:
         self.runner = StoreRunner(s.store_workers)  # every store call goes through it
         self.store = AsyncStore(stores[0], self.runner)
         self._meta = AsyncMeta(stores[1], self.runner)
-        self._query_worker = Worker("query-model")
+        self.queries = QueryBatcher(dense, window_ms=s.query_batch_window_ms, max_batch=s.query_batch_max)
+        self._rerank_worker = Worker("rerank-model")
         self._ingest_worker = Worker("ingest-model")
         self.keys = KeyRing.from_settings(s)
         self.metrics = Metrics()
@@ -86,13 +97,16 @@ class Knowledge:
             profiles=self.registry,
             store=self.store,
             cache=cache,
-            dense=dense,
+            queries=self.queries,
             sparse=sparse,
-            worker=self._query_worker,
-            rerank=RerankStage(reranker, self._query_worker, s.rerank_budget_ms),
+            rerank=RerankStage(reranker, self._rerank_worker, s.rerank_budget_ms),
             gate=search_gate,
             metrics=self.metrics,
-            models_key=[dense.spec, reranker.spec if reranker else None],
+            models_key=[
+                dense.spec,
+                dense.vectors,
+                *([reranker.spec, reranker.backend] if reranker else [None]),
+            ],
             cache_max_entry_bytes=s.cache_max_entry_bytes,
         )
         self.writes = writes = Writes(self.store)
@@ -151,14 +165,16 @@ class Knowledge:
         """
         if dense is None:
             dense = await asyncio.to_thread(
-                load_dense,
-                settings.embed_model,
-                device=settings.device,
-                batch_size=settings.embed_batch_size,
+                load_dense, settings.embed_model, backend=settings.embed_backend, options=Options.of(settings)
             )
         reranker = None
         if settings.rerank_model:
-            reranker = await asyncio.to_thread(load_reranker, settings.rerank_model, device=settings.device)
+            reranker = await asyncio.to_thread(
+                load_reranker,
+                settings.rerank_model,
+                backend=settings.rerank_backend,
+                options=Options.of(settings),
+            )
         owns = stores is None
         if stores is None:
             store = await asyncio.to_thread(open_store, settings, dim=dense.dim, model=model_slug(dense.spec))
@@ -183,7 +199,8 @@ class Knowledge:
             await self._meta.close()
             await self.store.close()
         self.runner.close()
-        self._query_worker.close()
+        self.queries.close()
+        self._rerank_worker.close()
         self._ingest_worker.close()
 
     async def _maintain_forever(self) -> None:

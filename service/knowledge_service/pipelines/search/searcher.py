@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from knowledge_service.core.errors import DeadlineExceeded, InvalidArgument, from_validation_error
 from knowledge_service.core.limits import MAX_OVERRIDE_CANDIDATES, MAX_OVERRIDE_RERANK_DEPTH
-from knowledge_service.core.threads import Worker
-from knowledge_service.models.base import DenseModel, SparseModel
+from knowledge_service.models.base import SparseModel
+from knowledge_service.models.batching import QueryBatcher
 from knowledge_service.ops.admission import Gate, admitted
 from knowledge_service.ops.metrics import Metrics
 from knowledge_service.ops.tracing import tracer
@@ -43,9 +43,8 @@ class Searcher:
         profiles: ProfileRegistry,
         store: AsyncStore,
         cache: ResultCache,
-        dense: DenseModel,
+        queries: QueryBatcher,
         sparse: SparseModel,
-        worker: Worker,
         rerank: RerankStage,
         gate: Gate,
         metrics: Metrics,
@@ -55,9 +54,8 @@ class Searcher:
         self._profiles = profiles
         self._store = store
         self._cache = cache
-        self._dense = dense
+        self._queries = queries
         self._sparse = sparse
-        self._worker = worker
         self.rerank = rerank
         self._gate = gate
         self._metrics = metrics
@@ -183,9 +181,7 @@ class Searcher:
         deadline: float | None,
     ) -> SearchResponse:
         with _stage("encode", timings, mode=s.mode):
-            dense = (
-                (await self._worker.run(self._dense.encode, [req.query]))[0] if s.mode != "sparse" else None
-            )
+            dense = await self._queries.encode(req.query) if s.mode != "sparse" else None
             sparse = self._sparse.query(req.query) if s.mode != "dense" else None
 
         rerank_status = self.rerank.status(s.rerank)
