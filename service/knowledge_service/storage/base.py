@@ -94,6 +94,15 @@ class Store(ABC):
         ids = [doc_point_id(namespace, d) for d in dict.fromkeys(doc_ids)]
         return {p["doc_id"]: p for p in self._retrieve(ids) if p.get("kind") == "doc"} if ids else {}
 
+    def live_generations(self, namespace: str, doc_ids: list[str]) -> dict[str, int]:
+        """Each existing document's live generation (what a search checks its chunks against)."""
+        return {d: int(r["generation"]) for d, r in self.get_docs(namespace, doc_ids).items()}
+
+    def peek_generations(self, namespace: str, doc_ids: list[str]) -> dict[str, int] | None:
+        """``live_generations`` if the store knows them without I/O (a store one process owns),
+        else None."""
+        return None
+
     def swap_doc(self, record: dict[str, Any], expected_generation: int | None) -> None:
         """Write a document record only if the stored one still names ``expected_generation``
         (None: only if there is none). Atomic in the engine, so concurrent writers cannot both win;
@@ -191,6 +200,10 @@ class Store(ABC):
     def get_index_version(self, namespace: str) -> int:
         records = self._retrieve([ns_point_id(namespace)])
         return int(records[0]["index_version"]) if records else 0
+
+    def peek_index_version(self, namespace: str) -> int | None:
+        """``get_index_version`` if the store knows it without I/O, else None."""
+        return None
 
     def bump_index_version(self, namespace: str) -> int:
         """Move the namespace's index version strictly forward with a compare-and-set; return it.

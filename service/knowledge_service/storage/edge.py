@@ -19,7 +19,16 @@ from knowledge_service.core.config import Settings
 from knowledge_service.core.errors import StoreBusy
 from knowledge_service.storage.base import Store, UpsertMode
 from knowledge_service.storage.dialect import FilterDialect
-from knowledge_service.storage.points import DENSE, SPARSE, ChunkPoint, Hit, QueryPlan
+from knowledge_service.storage.mirror import ABSENT, Mirror
+from knowledge_service.storage.points import (
+    DENSE,
+    SPARSE,
+    ChunkPoint,
+    Hit,
+    QueryPlan,
+    doc_point_id,
+    ns_point_id,
+)
 
 log = logging.getLogger(__name__)
 _INDEXES: dict[str, qe.KeywordIndexParams | qe.IntegerIndexParams] = {
@@ -49,6 +58,8 @@ class EdgeDialect(FilterDialect):
         )
 
 
+MIRRORED_NAMESPACES = 10_000
+MIRRORED_DOCS = 200_000  # about 100 bytes each
 _MODES = {"upsert": None, "insert": qe.UpdateMode.InsertOnly, "update": qe.UpdateMode.UpdateOnly}
 
 
@@ -63,6 +74,9 @@ class EdgeStore(Store):
         self._min_points = settings.optimize_min_points
         self._unoptimised = 0
         self._last_write = 0.0
+        # what searches read on every call: index versions and documents' live generations
+        self._versions = Mirror(MIRRORED_NAMESPACES)
+        self._generations = Mirror(MIRRORED_DOCS)
         self.shard = self._open(dim)
 
     def _open(self, dim: int) -> qe.EdgeShard:
@@ -117,6 +131,41 @@ class EdgeStore(Store):
     def ping(self) -> None:
         self.shard.info()
 
+    # ------------------------------------------------------------------ mirrored reads
+
+    def get_index_version(self, namespace: str) -> int:
+        pid = ns_point_id(namespace)
+        value = self._versions.read([pid], lambda ids: self._field(ids, "index_version"))[pid]
+        return 0 if value is ABSENT else int(value)
+
+    def peek_index_version(self, namespace: str) -> int | None:
+        known = self._versions.peek([ns_point_id(namespace)])
+        if known is None:
+            return None
+        (value,) = known.values()
+        return 0 if value is ABSENT else int(value)
+
+    def live_generations(self, namespace: str, doc_ids: list[str]) -> dict[str, int]:
+        ids = {doc_point_id(namespace, d): d for d in doc_ids}
+        values = self._generations.read(list(ids), lambda pids: self._field(pids, "generation", "doc"))
+        return {ids[pid]: int(v) for pid, v in values.items() if v is not ABSENT}
+
+    def peek_generations(self, namespace: str, doc_ids: list[str]) -> dict[str, int] | None:
+        ids = {doc_point_id(namespace, d): d for d in doc_ids}
+        values = self._generations.peek(ids)
+        if values is None:
+            return None
+        return {ids[pid]: int(v) for pid, v in values.items() if v is not ABSENT}
+
+    def _field(self, ids: list[str], name: str, kind: str | None = None) -> dict[str, Any]:
+        point_ids: list[Any] = list(ids)
+        records = self.shard.retrieve(point_ids, with_payload=True, with_vector=False)
+        return {
+            str(r.id): r.payload[name]
+            for r in records
+            if r.payload and name in r.payload and (kind is None or r.payload.get("kind") == kind)
+        }
+
     # ------------------------------------------------------------------ primitives
 
     def _retrieve(self, ids: list[str]) -> list[dict[str, Any]]:
@@ -148,19 +197,29 @@ class EdgeStore(Store):
                 ]
             ),
             len(points),
+            touched=[],  # chunks: no mirrored record changes
         )
 
     def _upsert(
         self, points: list[tuple[str, dict[str, Any]]], *, mode: UpsertMode = "upsert", condition: Any = None
     ) -> None:
         batch = [qe.Point(point_id, {}, payload) for point_id, payload in points]
-        self._update(qe.UpdateOperation.upsert_points(batch, condition=condition, update_mode=_MODES[mode]))
+        op = qe.UpdateOperation.upsert_points(batch, condition=condition, update_mode=_MODES[mode])
+        self._update(op, touched=[point_id for point_id, _ in points])
 
     def _delete(self, flt: Any) -> None:
-        self._update(qe.UpdateOperation.delete_points_by_filter(flt))
+        self._update(qe.UpdateOperation.delete_points_by_filter(flt), touched=None)
 
-    def _update(self, op: qe.UpdateOperation, points: int = 0) -> None:
-        self.shard.update(op)
+    def _update(self, op: qe.UpdateOperation, points: int = 0, touched: list[str] | None = None) -> None:
+        """Apply a write; ``touched`` names the records it may change (None: any record)."""
+        mirrors = (self._versions, self._generations) if touched != [] else ()
+        for mirror in mirrors:
+            mirror.invalidate(touched)
+        try:
+            self.shard.update(op)
+        finally:
+            for mirror in mirrors:
+                mirror.invalidate(touched)
         with self._lock:
             self._unoptimised += points
             self._last_write = time.monotonic()

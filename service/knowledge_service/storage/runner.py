@@ -106,7 +106,16 @@ class AsyncStore:
         return await self._runner.run(self._store.all_markers, limit)
 
     async def get_index_version(self, namespace: str) -> int:
+        known = self._store.peek_index_version(namespace)  # no thread hop when the store knows it
+        if known is not None:
+            return known
         return await self._runner.run(self._store.get_index_version, namespace)
+
+    async def live_generations(self, namespace: str, doc_ids: list[str]) -> dict[str, int]:
+        known = self._store.peek_generations(namespace, doc_ids)
+        if known is not None:
+            return known
+        return await self._runner.run(self._store.live_generations, namespace, doc_ids)
 
     async def bump_index_version(self, namespace: str) -> int:
         return await self._runner.run(self._store.bump_index_version, namespace)

@@ -50,13 +50,15 @@ async def live_hits(store: AsyncStore, namespace: str, hits: list[Hit]) -> tuple
     """
     if not hits:
         return hits, False
-    records = await store.get_docs(namespace, [h.payload["doc_id"] for h in hits])
+    generations = await store.live_generations(
+        namespace, list(dict.fromkeys(h.payload["doc_id"] for h in hits))
+    )
     live, replaced = [], False
     for h in hits:
-        record = records.get(h.payload["doc_id"])
-        if record is not None and record.get("generation") == h.payload.get("generation"):
+        generation = generations.get(h.payload["doc_id"])
+        if generation is not None and generation == h.payload.get("generation"):
             live.append(h)
-        elif record is not None:
+        elif generation is not None:
             replaced = True
     return live, replaced
 
