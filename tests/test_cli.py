@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from harness import free_port
 from knowledge_service.cli.main import app
+from knowledge_service.tools.feed import PROBES
 
 
 @pytest.fixture
@@ -115,9 +116,13 @@ def test_eval_on_a_beir_folder_reuses_its_namespace(tmp_path: Path, env: dict[st
     )
     assert bench.exit_code == 0, bench.output
     figures = _json_lines(bench.output)[-1]
-    assert figures["queries"] == 2 and figures["points"] == 4
+    run = figures["backends"]["torch"]
+    paths = run["inprocess_paths"]  # the corpus, and the probe documents of the visibility figure
+    assert figures["queries"] == paths["queries"] == 10 and paths["points"] == 4 + PROBES
+    assert run["ingest"]["statuses"] == {"created": 4}
     for path in ("engine", "encode", "search_miss", "search_hit"):
-        assert 0 < figures[path]["median_ms"] <= figures[path]["p99_ms"]
+        assert 0 < paths[path]["median_ms"] <= paths[path]["p99_ms"]
+    assert paths["inprocess_miss_over_encode_plus_engine"] > 0
 
     missing = runner.invoke(app, ["eval", "--dataset", str(beir), "--split", "dev"], env=env)
     assert missing.exit_code == 2 and "test" in missing.output  # names the splits that exist

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import httpx
 import typer
@@ -226,18 +226,49 @@ def _json_arg(raw: str, option: str) -> dict[str, Any]:
 def bench(
     dataset: Annotated[Path, typer.Option(exists=True, file_okay=False, help="BEIR-layout folder.")],
     split: Annotated[str, typer.Option(help="qrels split whose queries are used")] = "test",
-    queries: Annotated[int, typer.Option(min=10)] = 300,
+    queries: Annotated[int, typer.Option(min=10, help="queries per timed phase")] = 300,
     mode: Annotated[str, typer.Option(help="hybrid, dense or sparse")] = "hybrid",
+    transport: Annotated[
+        str, typer.Option(help="inprocess, or grpc / http to a `knowledge serve` child")
+    ] = "inprocess",
+    concurrency: Annotated[
+        list[int] | None, typer.Option(min=1, max=1024, help="concurrent clients; repeatable")
+    ] = None,
+    backend: Annotated[
+        list[str] | None, typer.Option(help="torch, onnx, onnx-int8; repeatable (default: configured)")
+    ] = None,
+    docs: Annotated[int, typer.Option(min=1, help="documents of the corpus ingested (the first N)")] = 1000,
+    data_dir: Annotated[
+        Path | None, typer.Option(file_okay=False, help="keep the stores here (default: a temp folder)")
+    ] = None,
 ) -> None:
-    """Measure search latency (median, p99, per second, memory) against an engine-only baseline."""
+    """Measure search and ingest through a transport (median, p99, per second, errors, memory) for
+    each backend and concurrency, against the raw encoder and the engine measured in the same run."""
     from knowledge_service.pipelines.evaluation.datasets import load_beir
     from knowledge_service.schemas.common import parse
     from knowledge_service.schemas.search import RetrievalSettings
-    from knowledge_service.tools.bench import run_bench
+    from knowledge_service.tools.bench import TRANSPORTS, Transport, run_bench
 
     try:
         chosen = parse(RetrievalSettings, mode=mode).mode
+        if transport not in TRANSPORTS:
+            raise ValueError(f"--transport: one of {', '.join(TRANSPORTS)} (got {transport!r})")
         data = load_beir(dataset, split)
-        typer.echo(json.dumps(asyncio.run(run_bench(Settings(), data, queries, chosen))))
-    except KnowledgeError as exc:
+        figures = run_bench(
+            Settings(),
+            data,
+            queries,
+            chosen,
+            transport=cast(Transport, transport),
+            concurrency=concurrency,
+            backends=backend,
+            docs=docs,
+            data_dir=data_dir,
+        )
+        typer.echo(json.dumps(asyncio.run(figures)))
+    except (KnowledgeError, ValueError, RuntimeError) as exc:
         raise _fail(exc) from None
+
+
+if __name__ == "__main__":
+    app()

@@ -1,85 +1,204 @@
-"""`knowledge bench`: search latency on a BEIR collection, against an engine-only baseline.
+"""`knowledge bench`: search and ingest figures on a BEIR collection, against the raw encoder.
 
-Each query runs through four paths in the same process and run, so the figures compare:
-``engine`` (the fused Qdrant query alone, vectors precomputed: the baseline), ``encode`` (query
-embedding + BM25), ``search_miss`` (the whole pipeline, cache cold) and ``search_hit`` (cached).
+For each backend (``--backend``, repeatable; each with its own data dir, since vectors differ) the
+first ``--docs`` documents are ingested and searched through one transport: ``inprocess`` (the
+core in this process), ``grpc`` or ``http`` (a real ``knowledge serve`` child, served.py). For
+each concurrency N, N closed-loop workers send queries never searched before (misses), then the
+same again (hits); median, p99, throughput and errors of each are reported (load.py). The ingest
+is timed, and so is the delay from an ingest's acknowledgement to the document being found
+(feed.py). Each run ingests into a namespace of its own, so nothing it searches was cached before.
+
+Baselines come from the same run, in this process (baselines.py): torch fp32 encoding queries one
+at a time and the documents in batches, and each backend's own raw query and chunk encode. In
+process, the four paths of one search are also timed apart (paths.py).
+
+Figures: ``baseline_torch``, then ``backends.<backend>`` with ``raw`` (its encoder alone),
+``ingest`` (with ``visibility``), ``load.<N>.{miss,hit,ratios}``, and ``server`` (a child's
+readiness time and peak memory) or ``inprocess_paths``; ``memory`` is this process's peak.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import resource
-import statistics
-import time
-from typing import Any
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
 
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
 from knowledge_service.pipelines.evaluation.datasets import BeirDataset
-from knowledge_service.schemas.search import Mode, SearchRequest
-from knowledge_service.storage import QueryPlan
-from knowledge_service.tools.eval_runner import ensure_ingested, eval_namespace
+from knowledge_service.schemas.search import Mode
+from knowledge_service.tools import baselines
+from knowledge_service.tools.feed import corpus_documents, ingest_corpus, searchable_after_ack
+from knowledge_service.tools.load import Caller, GrpcCaller, HttpCaller, InProcessCaller, QueryTexts, drive
+from knowledge_service.tools.paths import inprocess_paths, ratio
+from knowledge_service.tools.served import served, vm_hwm_mb
+
+Transport = Literal["inprocess", "grpc", "http"]
+TRANSPORTS: tuple[Transport, ...] = ("inprocess", "grpc", "http")
+WARM_UP = 10  # searches (misses, not counted) before the first timed phase
 
 
-def summarise(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    return {
-        "median_ms": round(statistics.median(ordered), 3),
-        "p99_ms": round(p99, 3),
-        "per_s": round(1000 / statistics.fmean(ordered), 1),
+def capped(data: BeirDataset, docs: int | None) -> BeirDataset:
+    """The collection with its first ``docs`` documents only (all of them for None)."""
+    if docs is None or docs >= len(data.corpus):
+        return data
+    return dataclasses.replace(data, corpus=dict(list(data.corpus.items())[:docs]))
+
+
+def settings_for(settings: Settings, **changes: Any) -> Settings:
+    return type(settings)(**{**settings.model_dump(), **changes})
+
+
+async def run_bench(
+    settings: Settings,
+    data: BeirDataset,
+    n: int,
+    mode: Mode,
+    *,
+    transport: Transport = "inprocess",
+    concurrency: list[int] | None = None,
+    backends: list[str] | None = None,
+    docs: int | None = 1000,
+    data_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Every figure of the run as one JSON-ready object (see the module docstring)."""
+    levels = sorted(set(concurrency or [1]))
+    backends = list(dict.fromkeys(backends or [settings.embed_backend]))
+    settings = settings_for(settings, models_dir=settings.models_dirs[-1].resolve())
+    data = capped(data, docs)
+    corpus = corpus_documents(data)
+    texts = QueryTexts(list(data.queries.values()))
+    out: dict[str, Any] = {
+        "dataset": data.name,
+        "docs": len(corpus),
+        "queries": n,
+        "mode": mode,
+        "transport": transport,
+        "concurrency": levels,
+        "machine": {"cpus": os.cpu_count(), "load_avg_1m_start": round(os.getloadavg()[0], 2)},
     }
+    torch, raw = _baselines(settings, backends, texts.take(n), corpus)
+    out["baseline_torch"] = torch
+    out["backends"] = {}
+    with tempfile.TemporaryDirectory(prefix="knowledge-bench-") as tmp:
+        root = (data_dir or Path(tmp)).resolve()
+        for backend in backends:
+            run = _Run(settings_for(settings, data_dir=root / backend, embed_backend=backend), data, n, mode)
+            figures = {"vectors": raw[backend]["vectors"], "raw": raw[backend]}
+            figures.update(await run.go(transport, levels, corpus, texts))
+            _add_ratios(figures, torch, transport)
+            out["backends"][backend] = figures
+    out["machine"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+    out["memory"] = {"bench_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return out
 
 
-async def run_bench(settings: Settings, data: BeirDataset, n: int, mode: Mode) -> dict[str, Any]:
-    core = await Knowledge.open(settings)
-    try:
-        ns = eval_namespace(data)
-        await ensure_ingested(core, data, ns)
-        queries = list(dict.fromkeys(data.queries.values()))[:n]  # distinct: the first pass misses
-        reqs = [SearchRequest(namespace=ns, query=q, mode=mode) for q in queries]
-        defaults = core.registry.resolve(ns, None).settings
-        timings: dict[str, list[float]] = {"engine": [], "encode": [], "search_miss": [], "search_hit": []}
-        for req in reqs[:10]:  # warm up the model and the engine
-            core.dense.encode([req.query])
-        plans = []
-        for req in reqs:
-            t = time.perf_counter()
-            dense = core.dense.encode([req.query])[0]
-            sparse = core.sparse.query(req.query)
-            timings["encode"].append((time.perf_counter() - t) * 1000)
-            plans.append(
-                QueryPlan(
-                    namespace=ns,
-                    mode=mode,
-                    limit=defaults.top_k + 10,
-                    candidates=defaults.candidates,
-                    dense=dense,
-                    sparse_indices=list(sparse.indices),
-                    sparse_values=list(sparse.values),
-                )
-            )
-        for plan in plans:
-            t = time.perf_counter()
-            core.stores[0].query(plan)
-            timings["engine"].append((time.perf_counter() - t) * 1000)
-        for key in ("search_miss", "search_hit"):
-            for req in reqs:
-                t = time.perf_counter()
-                resp = await core.searcher.search(req)
-                timings[key].append((time.perf_counter() - t) * 1000)
-                assert resp.cache_hit == (key == "search_hit")
-        out: dict[str, Any] = {
-            "dataset": data.name,
-            "mode": mode,
-            "queries": len(reqs),
-            "store": core.store.backend,
-            "cache": core.cache.name,
-            "points": await core.store.count(ns, "chunk"),
+def _baselines(
+    settings: Settings, backends: list[str], queries: list[str], corpus: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """torch's query and document encode, and each backend's raw query and chunk encode."""
+    torch = baselines.load(settings, "torch")
+    figures = {
+        "vectors": torch.vectors,
+        "query_encode": baselines.query_encode(torch, queries),
+        "docs_encode": baselines.documents_encode(torch, corpus),
+    }
+    raw = {}
+    for backend in backends:
+        model = torch if backend == "torch" else baselines.load(settings, backend)
+        raw[backend] = {
+            "vectors": model.vectors,
+            "query_encode": figures["query_encode"]
+            if model is torch
+            else baselines.query_encode(model, queries),
+            "chunks_encode": baselines.chunks_encode(model, settings, corpus),
         }
-        out.update({k: summarise(v) for k, v in timings.items()})
-        base = out["engine"]["median_ms"]
-        out["miss_over_engine"] = round(out["search_miss"]["median_ms"] / base, 2)
-        out["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        return out
-    finally:
-        await core.close()
+        del model
+    return figures, raw
+
+
+def _add_ratios(figures: dict[str, Any], torch: dict[str, Any], transport: str) -> None:
+    own, ingest = figures["raw"], figures["ingest"]
+    ingest["docs_per_s_over_raw_chunks_encode"] = ratio(
+        ingest["docs_per_s"], own["chunks_encode"]["docs_per_s"]
+    )
+    ingest["docs_per_s_over_torch_docs_encode"] = ratio(
+        ingest["docs_per_s"], torch["docs_encode"]["docs_per_s"]
+    )
+    ingest["chunks_as_raw"] = ingest["chunks"] == own["chunks_encode"]["chunks"]
+    for level in figures["load"].values():
+        miss = level["miss"]
+        level["ratios"] = {
+            f"{transport}_miss_p50_over_torch_encode": ratio(
+                miss.get("median_ms"), torch["query_encode"]["median_ms"]
+            ),
+            f"{transport}_miss_p50_over_raw_encode": ratio(
+                miss.get("median_ms"), own["query_encode"]["median_ms"]
+            ),
+            "misses_per_s_over_torch_encode_rate": ratio(miss["per_s"], torch["query_encode"]["per_s"]),
+            "misses_per_s_over_raw_encode_rate": ratio(miss["per_s"], own["query_encode"]["per_s"]),
+        }
+    paths = figures.get("inprocess_paths")
+    if paths:
+        base = paths["encode"]["median_ms"] + paths["engine"]["median_ms"]
+        paths["inprocess_miss_over_encode_plus_engine"] = ratio(paths["search_miss"]["median_ms"], base)
+
+
+@dataclasses.dataclass
+class _Run:
+    """One backend through one transport."""
+
+    settings: Settings
+    data: BeirDataset
+    n: int
+    mode: Mode
+
+    async def go(
+        self, transport: Transport, levels: list[int], corpus: list[dict[str, Any]], texts: QueryTexts
+    ) -> dict[str, Any]:
+        namespace = f"bench-{self.data.name[:30]}-{secrets.token_hex(4)}"  # this run's only: nothing cached
+        s = self.settings
+        if transport == "inprocess":
+            core = await Knowledge.open(s)
+            try:
+                figures = await self.exercise(InProcessCaller(core), namespace, levels, corpus, texts)
+                figures["inprocess_paths"] = await inprocess_paths(
+                    core, namespace, texts.take(self.n), self.mode
+                )
+                figures["memory"] = {"bench_max_rss_mb_so_far": vm_hwm_mb()}
+                return figures
+            finally:
+                await core.close()
+        async with served(s.data_dir, s.embed_backend, s.models_dirs[-1]) as child:
+            caller: Caller = (
+                GrpcCaller(child.grpc_target) if transport == "grpc" else HttpCaller(child.url, max(levels))
+            )
+            try:
+                figures = await self.exercise(caller, namespace, levels, corpus, texts)
+            finally:
+                await caller.aclose()
+            figures["server"] = {"pid": child.pid, "ready_s": child.ready_s, "max_rss_mb": child.max_rss_mb()}
+            return figures
+
+    async def exercise(
+        self,
+        caller: Caller,
+        namespace: str,
+        levels: list[int],
+        corpus: list[dict[str, Any]],
+        texts: QueryTexts,
+    ) -> dict[str, Any]:
+        ingest = await ingest_corpus(caller, namespace, corpus)
+        ingest["visibility"] = await searchable_after_ack(caller, namespace, "sparse")
+        await drive(caller, namespace, self.mode, texts.take(WARM_UP), 1)
+        load: dict[str, Any] = {}
+        for level in levels:
+            batch = texts.take(self.n)
+            miss = (await drive(caller, namespace, self.mode, batch, level)).summary()
+            hit = (await drive(caller, namespace, self.mode, batch, level)).summary()
+            load[str(level)] = {"miss": miss, "hit": hit}
+        return {"namespace": namespace, "ingest": ingest, "load": load}
