@@ -1,6 +1,6 @@
 """The bench's baselines: the raw encoder alone, in this process, on the texts the service gets.
 
-``query_encode``: queries one at a time (what a cache miss pays for its vector); ``batch_encode``:
+``query_encode``: queries one at a time (what a cache miss pays for its vector, warm); ``batch_encode``:
 texts in batches of BATCH (what an ingest pays). ``passages`` chunks documents exactly as ingest
 does (the service's chunker and settings, the title in front of each chunk), so a backend's raw
 chunk encode and the service's ingest encode the same passages.
@@ -18,7 +18,6 @@ from knowledge_service.models.chunker import Chunker, passage_text
 from knowledge_service.models.registry import Options, load_dense
 
 BATCH = 32
-WARM_UP = 5
 
 
 def load(settings: Settings, backend: str) -> DenseModel:
@@ -26,8 +25,13 @@ def load(settings: Settings, backend: str) -> DenseModel:
 
 
 def query_encode(model: DenseModel, queries: list[str]) -> dict[str, Any]:
-    """Median and p99 of encoding one query at a time, and the rate that median allows."""
-    for q in queries[:WARM_UP]:
+    """Median and p99 of encoding one query at a time, and the rate that median allows.
+
+    Timed in the steady state, as a served model is after its ingest and warm-up: after one
+    untimed pass over the same queries (torch's first call at each new input length costs it
+    several times a later one, which would otherwise dominate a few hundred queries).
+    """
+    for q in queries:
         model.encode([q])
     times = []
     for q in queries:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
+from knowledge_service.models.registry import DENSE
 from knowledge_service.pipelines.evaluation.datasets import BeirDataset
 from knowledge_service.schemas.search import Mode
 from knowledge_service.tools import baselines
@@ -68,6 +69,9 @@ async def run_bench(
     """Every figure of the run as one JSON-ready object (see the module docstring)."""
     levels = sorted(set(concurrency or [1]))
     backends = list(dict.fromkeys(backends or [settings.embed_backend]))
+    unknown = [b for b in backends if b not in DENSE]
+    if unknown:
+        raise ValueError(f"--backend: one of {', '.join(DENSE)} (got {', '.join(map(repr, unknown))})")
     settings = settings_for(settings, models_dir=settings.models_dirs[-1].resolve())
     data = capped(data, docs)
     corpus = corpus_documents(data)
