@@ -41,6 +41,10 @@ class QueryBatcher:
         self._queue.put((text, future))
         return await asyncio.wrap_future(future)  # cancelling the caller cancels its place in line
 
+    def queued(self) -> int:
+        """Queries waiting for a batch (not counting the batch being encoded)."""
+        return self._queue.qsize()
+
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join()

@@ -1,0 +1,156 @@
+"""Dynamic micro-batching of query encodes, with the real model: concurrent queries share forward
+passes, each gets its own vector, a lone query never waits for the window, failures reach every
+caller, and a cancelled caller's query is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from knowledge_service.models.base import DenseModel
+from knowledge_service.models.batching import QueryBatcher
+
+QUERIES = [f"question {i} about retrieval and topic {i % 5}" for i in range(24)]
+
+
+class Recording(DenseModel):
+    """The real model, recording the batches it is given; ``gate`` holds a batch until set."""
+
+    def __init__(self, model: DenseModel) -> None:
+        self._model, self.spec, self.dim = model, model.spec, model.dim
+        self.batches: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.busy = threading.Event()  # set while a batch is inside the model
+        self.fail: BaseException | None = None
+
+    def encode(self, texts: list[str]) -> list[list[float]]:
+        self.busy.set()
+        try:
+            self.gate.wait()
+            self.batches.append(len(texts))
+            if self.fail is not None:
+                raise self.fail
+            return self._model.encode(texts)
+        finally:
+            self.busy.clear()
+
+    def tokenizer(self):  # type: ignore[no-untyped-def]
+        return self._model.tokenizer()
+
+
+@pytest.fixture
+def model(dense_encoder: DenseModel) -> Iterator[Recording]:
+    recording = Recording(dense_encoder)
+    yield recording
+    recording.gate.set()  # never leave the batcher's thread held
+
+
+async def _when(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_concurrent_queries_share_batches_and_each_gets_its_own_vector(
+    model: Recording, dense_encoder: DenseModel
+) -> None:
+    batcher = QueryBatcher(model, window_ms=0, max_batch=32)
+    try:
+        model.gate.clear()  # the first query holds the model; the rest queue behind it
+        first = asyncio.ensure_future(batcher.encode(QUERIES[0]))
+        await _when(model.busy.is_set)
+        rest = [asyncio.ensure_future(batcher.encode(q)) for q in QUERIES[1:]]
+        await _when(lambda: batcher.queued() == len(rest))
+        model.gate.set()
+        vectors = await asyncio.gather(first, *rest)
+    finally:
+        model.gate.set()
+        batcher.close()
+    assert model.batches == [1, len(QUERIES) - 1]
+    alone = np.array(dense_encoder.encode(QUERIES[:3]))
+    assert np.abs(np.array(vectors[:3]) - alone).max() < 1e-5  # padding in a batch changes nothing
+
+
+async def test_no_batch_is_larger_than_the_maximum(model: Recording) -> None:
+    batcher = QueryBatcher(model, window_ms=0, max_batch=4)
+    try:
+        model.gate.clear()
+        tasks = [asyncio.ensure_future(batcher.encode(q)) for q in QUERIES[:10]]
+        await asyncio.sleep(0)  # every task has queued its query
+        await _when(model.busy.is_set)
+        model.gate.set()
+        await asyncio.gather(*tasks)
+    finally:
+        model.gate.set()
+        batcher.close()
+    assert sum(model.batches) == 10 and max(model.batches) <= 4 and len(model.batches) >= 3
+
+
+async def test_a_lone_query_does_not_wait_for_the_window(model: Recording) -> None:
+    batcher = QueryBatcher(model, window_ms=5_000, max_batch=32)  # a window no test could sit out
+    try:
+        for q in QUERIES[:3]:
+            started = time.monotonic()
+            await batcher.encode(q)
+            assert time.monotonic() - started < 2.5  # far below the window: it was not waited for
+    finally:
+        model.gate.set()
+        batcher.close()
+    assert model.batches == [1, 1, 1]
+
+
+async def test_under_load_the_window_gathers_staggered_queries(model: Recording) -> None:
+    batcher = QueryBatcher(model, window_ms=300, max_batch=32)
+    try:
+        await asyncio.gather(*(batcher.encode(q) for q in QUERIES[:2]))  # a batch of 2: under load
+        first = asyncio.ensure_future(batcher.encode(QUERIES[2]))
+        await asyncio.sleep(0.05)  # arrives within the window the first one opened
+        second = asyncio.ensure_future(batcher.encode(QUERIES[3]))
+        await asyncio.gather(first, second)
+    finally:
+        model.gate.set()
+        batcher.close()
+    assert model.batches[-1] == 2
+
+
+async def test_a_failed_batch_fails_each_of_its_callers_and_the_next_batch_works(model: Recording) -> None:
+    batcher = QueryBatcher(model, window_ms=0, max_batch=32)
+    try:
+        model.gate.clear()
+        tasks = [asyncio.ensure_future(batcher.encode(q)) for q in QUERIES[:5]]
+        await asyncio.sleep(0)  # every task has queued its query
+        await _when(model.busy.is_set)
+        model.fail = RuntimeError("the model ran out of memory")
+        model.gate.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(r, RuntimeError) for r in results)
+        model.fail = None
+        assert len(await batcher.encode("after the failure")) == model.dim
+    finally:
+        model.gate.set()
+        batcher.close()
+
+
+async def test_a_cancelled_caller_is_dropped_from_its_batch(model: Recording) -> None:
+    batcher = QueryBatcher(model, window_ms=0, max_batch=32)
+    try:
+        model.gate.clear()
+        held = asyncio.ensure_future(batcher.encode(QUERIES[0]))
+        await _when(model.busy.is_set)
+        gone = asyncio.ensure_future(batcher.encode(QUERIES[1]))
+        kept = asyncio.ensure_future(batcher.encode(QUERIES[2]))
+        await _when(lambda: batcher.queued() == 2)
+        gone.cancel()
+        model.gate.set()
+        await asyncio.gather(held, kept)
+    finally:
+        model.gate.set()
+        batcher.close()
+    assert model.batches == [1, 1]  # the cancelled query was never encoded
