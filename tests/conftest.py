@@ -25,8 +25,8 @@ from harness import free_port, grpc_channel, serve_http, wait_until  # noqa: E40
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc  # noqa: E402
 from knowledge_service.app import Knowledge  # noqa: E402
 from knowledge_service.core.config import Settings  # noqa: E402
-from knowledge_service.models.base import resolve_model  # noqa: E402
-from knowledge_service.models.dense import DenseEncoder  # noqa: E402
+from knowledge_service.models.base import DenseModel, resolve_model  # noqa: E402
+from knowledge_service.models.registry import Options, load_dense  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -77,9 +77,16 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def dense_encoder() -> DenseEncoder:
-    """The real all-MiniLM-L6-v2, loaded once per test session."""
-    return DenseEncoder(Settings().embed_model)
+def dense_encoder() -> DenseModel:
+    """The real all-MiniLM-L6-v2 on the shipped default backend, loaded once per test session."""
+    s = Settings()
+    return load_dense(s.embed_model, backend=s.embed_backend, options=Options.of(s))
+
+
+@pytest.fixture(scope="session")
+def torch_encoder() -> DenseModel:
+    """The same model on torch (the reference the other backends are checked against)."""
+    return load_dense(Settings().embed_model, backend="torch")
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +119,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def core(settings: Settings, dense_encoder: DenseEncoder) -> AsyncIterator[Knowledge]:
+async def core(settings: Settings, dense_encoder: DenseModel) -> AsyncIterator[Knowledge]:
     """A core on a fresh embedded (Edge) store with the in-process cache."""
     c = await Knowledge.open(settings, dense=dense_encoder)
     yield c
@@ -147,7 +154,7 @@ class OneCallAtATime:
 
 @pytest.fixture(params=["edge", "qdrant-client"])
 async def any_core(
-    request: pytest.FixtureRequest, settings: Settings, dense_encoder: DenseEncoder
+    request: pytest.FixtureRequest, settings: Settings, dense_encoder: DenseModel
 ) -> AsyncIterator[Knowledge]:
     """The same core on each storage backend: Edge, and qdrant-client (local mode, see
     ``OneCallAtATime``)."""

@@ -6,13 +6,13 @@ import uuid
 
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
-from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.models.base import DenseModel
 from knowledge_service.schemas.documents import IngestRequest
 from knowledge_service.schemas.search import SearchRequest
 
 
 async def test_redis_cache_hits_and_ingest_makes_old_entries_unreachable(
-    settings: Settings, dense_encoder: DenseEncoder, redis_url: str
+    settings: Settings, dense_encoder: DenseModel, redis_url: str
 ) -> None:
     ns = f"cache-{uuid.uuid4().hex[:8]}"
     core = await Knowledge.open(settings.model_copy(update={"redis_url": redis_url}), dense=dense_encoder)
@@ -43,7 +43,7 @@ async def test_redis_cache_hits_and_ingest_makes_old_entries_unreachable(
 
 
 async def test_cache_outage_degrades_to_uncached_search(
-    settings: Settings, dense_encoder: DenseEncoder
+    settings: Settings, dense_encoder: DenseModel
 ) -> None:
     from harness import free_port
 

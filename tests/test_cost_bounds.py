@@ -16,7 +16,7 @@ from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.app import Knowledge
 from knowledge_service.core import limits as L
 from knowledge_service.core.config import Settings
-from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.models.base import DenseModel
 from knowledge_service.schemas.documents import CountRequest, IngestRequest
 from knowledge_service.schemas.search import SearchRequest
 from knowledge_service.storage.cache import MemoryCache
@@ -33,7 +33,7 @@ async def test_memory_cache_is_bounded_in_bytes() -> None:
     assert await cache.get("huge") is None
 
 
-async def test_large_answers_are_not_cached(tmp_path: Path, dense_encoder: DenseEncoder) -> None:
+async def test_large_answers_are_not_cached(tmp_path: Path, dense_encoder: DenseModel) -> None:
     settings = Settings(data_dir=tmp_path / "data", optimize_idle_s=0, cache_max_entry_bytes=2_000)
     core = await Knowledge.open(settings, dense=dense_encoder)
     try:
@@ -89,7 +89,7 @@ async def test_explain_is_bounded_in_depth(core: Knowledge) -> None:
 @pytest.fixture
 async def slow_reranker(
     tmp_path: Path,
-    dense_encoder: DenseEncoder,
+    dense_encoder: DenseModel,
     tiny_cross_encoder: Path,
 ) -> AsyncIterator[Knowledge]:
     settings = Settings(

@@ -12,7 +12,7 @@ from pathlib import Path
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
 from knowledge_service.core.errors import StoreBusy
-from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.models.base import DenseModel
 from knowledge_service.schemas.documents import CountRequest, DocumentRef
 from knowledge_service.schemas.search import SearchRequest
 
@@ -33,7 +33,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
-async def test_acknowledged_ingest_survives_kill_9(tmp_path: Path, dense_encoder: DenseEncoder) -> None:
+async def test_acknowledged_ingest_survives_kill_9(tmp_path: Path, dense_encoder: DenseModel) -> None:
     data = tmp_path / "data"
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(data)],
@@ -92,7 +92,7 @@ TORN_WRITER = textwrap.dedent("""
 
 
 async def test_kill_9_in_the_middle_of_a_replacement_leaves_one_version_and_sweepable_orphans(
-    tmp_path: Path, dense_encoder: DenseEncoder
+    tmp_path: Path, dense_encoder: DenseModel
 ) -> None:
     data = tmp_path / "data"
     proc = subprocess.Popen(

@@ -35,9 +35,9 @@ def shared_dirs() -> tuple[Path, ...]:
 
 
 @pytest.fixture(scope="module")
-def encoders(dense_encoder: DenseModel, shared_dirs: tuple[Path, ...]) -> dict[str, DenseModel]:
+def encoders(torch_encoder: DenseModel, shared_dirs: tuple[Path, ...]) -> dict[str, DenseModel]:
     return {
-        "torch": dense_encoder,
+        "torch": torch_encoder,
         **{b: OnnxEncoder(SPEC, backend=b, models_dirs=list(shared_dirs)) for b in ("onnx", "onnx-int8")},
     }
 

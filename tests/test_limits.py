@@ -12,7 +12,7 @@ import pytest
 from harness import eventually
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
-from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.models.base import DenseModel
 from knowledge_service.schemas.documents import IngestRequest
 from knowledge_service.schemas.search import SearchRequest
 from test_rerank import tiny_cross_encoder  # noqa: F401  (fixture)
@@ -88,7 +88,7 @@ async def test_search_burst_and_deadline(http_url: str, core: Knowledge) -> None
 
 async def test_a_rerank_that_would_overrun_the_deadline_is_cut(
     settings: Settings,
-    dense_encoder: DenseEncoder,
+    dense_encoder: DenseModel,
     tiny_cross_encoder: Path,  # noqa: F811
 ) -> None:
     core = await Knowledge.open(
@@ -115,7 +115,7 @@ async def test_a_rerank_that_would_overrun_the_deadline_is_cut(
         await core.close()
 
 
-async def test_no_queue_wait_still_admits_a_free_slot(tmp_path: Path, dense_encoder: DenseEncoder) -> None:
+async def test_no_queue_wait_still_admits_a_free_slot(tmp_path: Path, dense_encoder: DenseModel) -> None:
     settings = Settings(data_dir=tmp_path / "data", optimize_idle_s=0, queue_wait_s=0)
     core = await Knowledge.open(settings, dense=dense_encoder)
     try:

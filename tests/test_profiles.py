@@ -14,7 +14,7 @@ from harness import eventually
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
 from knowledge_service.core.errors import Conflict, InvalidArgument, NotFound
-from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.models.base import DenseModel
 from knowledge_service.pipelines.profiles.registry import CHANNEL
 from knowledge_service.schemas.documents import IngestRequest
 from knowledge_service.schemas.profiles import PutProfileRequest
@@ -51,7 +51,7 @@ async def test_versions_conflicts_and_rollback(core: Knowledge) -> None:
         core.registry.get("nope")
 
 
-async def test_profiles_survive_restart(settings: Settings, dense_encoder: DenseEncoder) -> None:
+async def test_profiles_survive_restart(settings: Settings, dense_encoder: DenseModel) -> None:
     core = await Knowledge.open(settings, dense=dense_encoder)
     await put(core, "kept", settings={"mode": "sparse"})
     await core.registry.set_namespace_default("kb", "kept")
@@ -94,7 +94,7 @@ async def subscribed(replica: Knowledge, redis_url: str) -> None:
 
 @pytest.mark.parametrize("via", ["polling", "redis"])
 async def test_a_replica_sharing_the_store_sees_a_change_within_two_seconds(
-    via: str, settings: Settings, dense_encoder: DenseEncoder, redis_url: str
+    via: str, settings: Settings, dense_encoder: DenseModel, redis_url: str
 ) -> None:
     if via == "redis":  # polling slower than the bound: only the published change can make it
         settings = settings.model_copy(update={"redis_url": redis_url, "profile_poll_s": 30.0})
@@ -262,7 +262,7 @@ async def test_evaluation_datasets_are_confined_to_a_folder(core: Knowledge, tmp
 
 
 async def test_two_replicas_writing_at_once_never_lose_or_share_a_version(
-    settings: Settings, dense_encoder: DenseEncoder
+    settings: Settings, dense_encoder: DenseModel
 ) -> None:
     a = await Knowledge.open(settings, dense=dense_encoder)
     b = await Knowledge.open(settings, dense=dense_encoder, stores=a.stores)

@@ -23,6 +23,7 @@ class Recording(DenseModel):
 
     def __init__(self, model: DenseModel) -> None:
         self._model, self.spec, self.dim = model, model.spec, model.dim
+        self.batch_invariant = model.batch_invariant
         self.batches: list[int] = []
         self.gate = threading.Event()
         self.gate.set()
@@ -45,8 +46,8 @@ class Recording(DenseModel):
 
 
 @pytest.fixture
-def model(dense_encoder: DenseModel) -> Iterator[Recording]:
-    recording = Recording(dense_encoder)
+def model(torch_encoder: DenseModel) -> Iterator[Recording]:
+    recording = Recording(torch_encoder)
     yield recording
     recording.gate.set()  # never leave the batcher's thread held
 
@@ -59,7 +60,7 @@ async def _when(condition, timeout: float = 10.0) -> None:  # type: ignore[no-un
 
 
 async def test_concurrent_queries_share_batches_and_each_gets_its_own_vector(
-    model: Recording, dense_encoder: DenseModel
+    model: Recording, torch_encoder: DenseModel
 ) -> None:
     batcher = QueryBatcher(model, window_ms=0, max_batch=32)
     try:
@@ -74,7 +75,7 @@ async def test_concurrent_queries_share_batches_and_each_gets_its_own_vector(
         model.gate.set()
         batcher.close()
     assert model.batches == [1, len(QUERIES) - 1]
-    alone = np.array(dense_encoder.encode(QUERIES[:3]))
+    alone = np.array(torch_encoder.encode(QUERIES[:3]))
     assert np.abs(np.array(vectors[:3]) - alone).max() < 1e-5  # padding in a batch changes nothing
 
 
@@ -154,3 +155,23 @@ async def test_a_cancelled_caller_is_dropped_from_its_batch(model: Recording) ->
         model.gate.set()
         batcher.close()
     assert model.batches == [1, 1]  # the cancelled query was never encoded
+
+
+async def test_a_model_whose_vectors_depend_on_the_batch_encodes_each_query_alone(
+    dense_encoder: DenseModel,
+) -> None:
+    int8 = Recording(dense_encoder)
+    assert not int8.batch_invariant  # the shipped default: dynamic int8
+    batcher = QueryBatcher(int8, window_ms=0, max_batch=32)
+    try:
+        int8.gate.clear()
+        tasks = [asyncio.ensure_future(batcher.encode(q)) for q in QUERIES[:6]]
+        await asyncio.sleep(0)
+        await _when(int8.busy.is_set)
+        int8.gate.set()
+        vectors = await asyncio.gather(*tasks)
+    finally:
+        int8.gate.set()
+        batcher.close()
+    assert int8.batches == [1] * 6
+    assert vectors == [dense_encoder.encode([q])[0] for q in QUERIES[:6]]  # as if asked alone

@@ -10,7 +10,7 @@ from sentence_transformers import CrossEncoder
 
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
-from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.models.base import DenseModel
 from knowledge_service.schemas.documents import IngestRequest
 from knowledge_service.schemas.search import SearchRequest
 
@@ -22,7 +22,7 @@ DOCS = [
 
 @pytest.fixture
 async def reranking_core(
-    settings: Settings, dense_encoder: DenseEncoder, tiny_cross_encoder: Path
+    settings: Settings, dense_encoder: DenseModel, tiny_cross_encoder: Path
 ) -> AsyncIterator[Knowledge]:
     """A core with the tiny cross-encoder configured, DOCS ingested in namespace "kb"."""
     core = await Knowledge.open(

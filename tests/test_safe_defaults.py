@@ -11,10 +11,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from harness import asgi_client, free_port, serve_grpc
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
-from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.models.base import DenseModel
 
 
-async def test_readiness_names_no_host_port_or_error(tmp_path: Path, dense_encoder: DenseEncoder) -> None:
+async def test_readiness_names_no_host_port_or_error(tmp_path: Path, dense_encoder: DenseModel) -> None:
     port = free_port()  # nothing listens here: the cache is down
     settings = Settings(
         data_dir=tmp_path / "data", optimize_idle_s=0, redis_url=f"redis://127.0.0.1:{port}/0"
@@ -39,7 +39,7 @@ async def test_readiness_names_no_host_port_or_error(tmp_path: Path, dense_encod
 
 @pytest.mark.parametrize("enabled", [True, False])
 async def test_docs_and_reflection_can_be_switched_off(
-    tmp_path: Path, dense_encoder: DenseEncoder, enabled: bool
+    tmp_path: Path, dense_encoder: DenseModel, enabled: bool
 ) -> None:
     settings = Settings(
         data_dir=tmp_path / "data", optimize_idle_s=0, docs_enabled=enabled, grpc_reflection=enabled

@@ -13,14 +13,14 @@ import httpx
 from harness import ServedProcess, eventually, serve_env
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
-from knowledge_service.models.dense import DenseEncoder
+from knowledge_service.models.base import DenseModel
 from knowledge_service.schemas.documents import CountRequest
 
 DOCS = 12
 IN_FLIGHT_INGESTS = 'knowledge_in_flight{kind="ingest"} 1.0'
 
 
-async def test_sigterm_finishes_in_flight_requests_then_flushes(tmp_path: Path, dense_encoder: DenseEncoder):
+async def test_sigterm_finishes_in_flight_requests_then_flushes(tmp_path: Path, dense_encoder: DenseModel):
     data = tmp_path / "data"
     # The grace period only bounds the wait: generous, so that a loaded machine still finishes.
     served = ServedProcess(serve_env(data, KNOWLEDGE_GRPC_GRACE_S="120", KNOWLEDGE_LOG_FORMAT="text"))

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # Models.
     embed_model: str = Field(DEFAULT_EMBED_MODEL, description="sentence-transformers name or path.")
     embed_backend: Backend = Field(
-        "torch", description="What runs the dense encoder: torch, onnx or onnx-int8."
+        "onnx-int8", description="What runs the dense encoder: torch, onnx or onnx-int8."
     )
     embed_batch_size: int = Field(32, ge=1, le=1024)
     query_batch_max: int = Field(

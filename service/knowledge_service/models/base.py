@@ -45,12 +45,15 @@ class DenseModel(ABC):
 
     ``backend`` is what runs it; ``vectors`` names the vector space it produces, so that backends
     whose vectors are the same (torch and fp32 ONNX) share an index and the others do not.
+    ``batch_invariant`` says whether a text's vector is the same whatever else is in its batch
+    (not so with dynamic int8 quantisation, whose activation scale is taken over the whole batch).
     """
 
     spec: str
     dim: int
     backend: str = "torch"
     vectors: str = "fp32"
+    batch_invariant: bool = True
 
     @abstractmethod
     def encode(self, texts: list[str]) -> list[list[float]]: ...

@@ -6,6 +6,9 @@ while a batch is encoded wait for that batch and go together in the next one, up
 load), the thread also waits up to ``window_ms`` after the first query for others to join, so that
 staggered arrivals share a forward pass. A lone query never waits for the window, and no query
 waits behind another for longer than the batch in progress (which that other query shares).
+
+A model whose vectors depend on their batch-mates (``batch_invariant`` false: dynamic int8) gets
+its queries one at a time, so that a query's answer never depends on what else was asked with it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class QueryBatcher:
     ) -> None:
         self._model = model
         self._window_s = window_ms / 1000
-        self._max_batch = max_batch
+        self._max_batch = max_batch if model.batch_invariant else 1
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
