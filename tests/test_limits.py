@@ -15,7 +15,6 @@ from knowledge_service.core.config import Settings
 from knowledge_service.models.base import DenseModel
 from knowledge_service.schemas.documents import IngestRequest
 from knowledge_service.schemas.search import SearchRequest
-from test_rerank import tiny_cross_encoder  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -89,7 +88,7 @@ async def test_search_burst_and_deadline(http_url: str, core: Knowledge) -> None
 async def test_a_rerank_that_would_overrun_the_deadline_is_cut(
     settings: Settings,
     dense_encoder: DenseModel,
-    tiny_cross_encoder: Path,  # noqa: F811
+    tiny_cross_encoder: Path,
 ) -> None:
     core = await Knowledge.open(
         settings.model_copy(update={"rerank_model": str(tiny_cross_encoder)}), dense=dense_encoder

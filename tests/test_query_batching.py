@@ -1,6 +1,6 @@
-"""Dynamic micro-batching of query encodes, with the real model: concurrent queries share forward
-passes, each gets its own vector, a lone query never waits for the window, failures reach every
-caller, and a cancelled caller's query is dropped."""
+"""Dynamic micro-batching (core/batching.py) of query encodes with the real model, and of engine
+queries with the real engine: concurrent requests share a pass, each gets its own result, a lone
+request never waits for the window, failures reach every caller, a cancelled caller is dropped."""
 
 from __future__ import annotations
 
@@ -12,8 +12,13 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from knowledge_service.app import Knowledge
+from knowledge_service.core.batching import MicroBatcher
+from knowledge_service.core.config import Settings
+from knowledge_service.core.threads import Worker
 from knowledge_service.models.base import DenseModel
-from knowledge_service.models.batching import QueryBatcher
+from knowledge_service.schemas.documents import IngestRequest
+from knowledge_service.schemas.search import SearchRequest
 
 QUERIES = [f"question {i} about retrieval and topic {i % 5}" for i in range(24)]
 
@@ -49,7 +54,20 @@ class Recording(DenseModel):
 def model(torch_encoder: DenseModel) -> Iterator[Recording]:
     recording = Recording(torch_encoder)
     yield recording
-    recording.gate.set()  # never leave the batcher's thread held
+    recording.gate.set()  # never leave the model's thread held
+
+
+class Batcher(MicroBatcher[str, list[float]]):
+    """Query encodes batched on a model thread, as the core builds them."""
+
+    def __init__(self, model: DenseModel, *, window_ms: float, max_batch: int) -> None:
+        self.worker = Worker("test-model")
+        super().__init__(
+            lambda texts: self.worker.run(model.encode, texts), max_batch=max_batch, window_ms=window_ms
+        )
+
+    def close(self) -> None:
+        self.worker.close()
 
 
 async def _when(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -62,12 +80,12 @@ async def _when(condition, timeout: float = 10.0) -> None:  # type: ignore[no-un
 async def test_concurrent_queries_share_batches_and_each_gets_its_own_vector(
     model: Recording, torch_encoder: DenseModel
 ) -> None:
-    batcher = QueryBatcher(model, window_ms=0, max_batch=32)
+    batcher = Batcher(model, window_ms=0, max_batch=32)
     try:
         model.gate.clear()  # the first query holds the model; the rest queue behind it
-        first = asyncio.ensure_future(batcher.encode(QUERIES[0]))
+        first = asyncio.ensure_future(batcher.submit(QUERIES[0]))
         await _when(model.busy.is_set)
-        rest = [asyncio.ensure_future(batcher.encode(q)) for q in QUERIES[1:]]
+        rest = [asyncio.ensure_future(batcher.submit(q)) for q in QUERIES[1:]]
         await _when(lambda: batcher.queued() == len(rest))
         model.gate.set()
         vectors = await asyncio.gather(first, *rest)
@@ -80,10 +98,10 @@ async def test_concurrent_queries_share_batches_and_each_gets_its_own_vector(
 
 
 async def test_no_batch_is_larger_than_the_maximum(model: Recording) -> None:
-    batcher = QueryBatcher(model, window_ms=0, max_batch=4)
+    batcher = Batcher(model, window_ms=0, max_batch=4)
     try:
         model.gate.clear()
-        tasks = [asyncio.ensure_future(batcher.encode(q)) for q in QUERIES[:10]]
+        tasks = [asyncio.ensure_future(batcher.submit(q)) for q in QUERIES[:10]]
         await asyncio.sleep(0)  # every task has queued its query
         await _when(model.busy.is_set)
         model.gate.set()
@@ -95,11 +113,11 @@ async def test_no_batch_is_larger_than_the_maximum(model: Recording) -> None:
 
 
 async def test_a_lone_query_does_not_wait_for_the_window(model: Recording) -> None:
-    batcher = QueryBatcher(model, window_ms=5_000, max_batch=32)  # a window no test could sit out
+    batcher = Batcher(model, window_ms=5_000, max_batch=32)  # a window no test could sit out
     try:
         for q in QUERIES[:3]:
             started = time.monotonic()
-            await batcher.encode(q)
+            await batcher.submit(q)
             assert time.monotonic() - started < 2.5  # far below the window: it was not waited for
     finally:
         model.gate.set()
@@ -108,12 +126,12 @@ async def test_a_lone_query_does_not_wait_for_the_window(model: Recording) -> No
 
 
 async def test_under_load_the_window_gathers_staggered_queries(model: Recording) -> None:
-    batcher = QueryBatcher(model, window_ms=300, max_batch=32)
+    batcher = Batcher(model, window_ms=300, max_batch=32)
     try:
-        await asyncio.gather(*(batcher.encode(q) for q in QUERIES[:2]))  # a batch of 2: under load
-        first = asyncio.ensure_future(batcher.encode(QUERIES[2]))
+        await asyncio.gather(*(batcher.submit(q) for q in QUERIES[:2]))  # a batch of 2: under load
+        first = asyncio.ensure_future(batcher.submit(QUERIES[2]))
         await asyncio.sleep(0.05)  # arrives within the window the first one opened
-        second = asyncio.ensure_future(batcher.encode(QUERIES[3]))
+        second = asyncio.ensure_future(batcher.submit(QUERIES[3]))
         await asyncio.gather(first, second)
     finally:
         model.gate.set()
@@ -122,10 +140,10 @@ async def test_under_load_the_window_gathers_staggered_queries(model: Recording)
 
 
 async def test_a_failed_batch_fails_each_of_its_callers_and_the_next_batch_works(model: Recording) -> None:
-    batcher = QueryBatcher(model, window_ms=0, max_batch=32)
+    batcher = Batcher(model, window_ms=0, max_batch=32)
     try:
         model.gate.clear()
-        tasks = [asyncio.ensure_future(batcher.encode(q)) for q in QUERIES[:5]]
+        tasks = [asyncio.ensure_future(batcher.submit(q)) for q in QUERIES[:5]]
         await asyncio.sleep(0)  # every task has queued its query
         await _when(model.busy.is_set)
         model.fail = RuntimeError("the model ran out of memory")
@@ -133,20 +151,20 @@ async def test_a_failed_batch_fails_each_of_its_callers_and_the_next_batch_works
         results = await asyncio.gather(*tasks, return_exceptions=True)
         assert all(isinstance(r, RuntimeError) for r in results)
         model.fail = None
-        assert len(await batcher.encode("after the failure")) == model.dim
+        assert len(await batcher.submit("after the failure")) == model.dim
     finally:
         model.gate.set()
         batcher.close()
 
 
 async def test_a_cancelled_caller_is_dropped_from_its_batch(model: Recording) -> None:
-    batcher = QueryBatcher(model, window_ms=0, max_batch=32)
+    batcher = Batcher(model, window_ms=0, max_batch=32)
     try:
         model.gate.clear()
-        held = asyncio.ensure_future(batcher.encode(QUERIES[0]))
+        held = asyncio.ensure_future(batcher.submit(QUERIES[0]))
         await _when(model.busy.is_set)
-        gone = asyncio.ensure_future(batcher.encode(QUERIES[1]))
-        kept = asyncio.ensure_future(batcher.encode(QUERIES[2]))
+        gone = asyncio.ensure_future(batcher.submit(QUERIES[1]))
+        kept = asyncio.ensure_future(batcher.submit(QUERIES[2]))
         await _when(lambda: batcher.queued() == 2)
         gone.cancel()
         model.gate.set()
@@ -157,21 +175,37 @@ async def test_a_cancelled_caller_is_dropped_from_its_batch(model: Recording) ->
     assert model.batches == [1, 1]  # the cancelled query was never encoded
 
 
-async def test_a_model_whose_vectors_depend_on_the_batch_encodes_each_query_alone(
-    dense_encoder: DenseModel,
+async def test_queries_of_a_model_whose_vectors_depend_on_the_batch_are_encoded_alone(
+    settings: Settings, dense_encoder: DenseModel, torch_encoder: DenseModel
 ) -> None:
-    int8 = Recording(dense_encoder)
-    assert not int8.batch_invariant  # the shipped default: dynamic int8
-    batcher = QueryBatcher(int8, window_ms=0, max_batch=32)
-    try:
-        int8.gate.clear()
-        tasks = [asyncio.ensure_future(batcher.encode(q)) for q in QUERIES[:6]]
-        await asyncio.sleep(0)
-        await _when(int8.busy.is_set)
-        int8.gate.set()
-        vectors = await asyncio.gather(*tasks)
-    finally:
-        int8.gate.set()
-        batcher.close()
-    assert int8.batches == [1] * 6
-    assert vectors == [dense_encoder.encode([q])[0] for q in QUERIES[:6]]  # as if asked alone
+    assert not dense_encoder.batch_invariant  # the shipped default: dynamic int8
+    for model, expected in ((dense_encoder, 1), (torch_encoder, settings.query_batch_max)):
+        core = await Knowledge.open(settings, dense=model)
+        try:
+            assert core.queries.max_batch == expected
+        finally:
+            await core.close()
+
+
+async def test_concurrent_searches_share_engine_batches_and_get_their_own_answers(core: Knowledge) -> None:
+    docs = [{"id": f"d{i}", "text": f"topic {i}: notes about subject {i} and its details"} for i in range(30)]
+    await core.documents.ingest(IngestRequest(namespace="kb", documents=docs))
+    queries = [f"subject {i} details" for i in range(30)]
+    alone = [
+        [
+            h.chunk_id
+            for h in (
+                await core.searcher.search(SearchRequest(namespace="kb", query=q, explain=True))
+            ).results
+        ]
+        for q in queries
+    ]
+    batches = core.store._queries.batches
+    together = await asyncio.gather(
+        *(
+            core.searcher.search(SearchRequest(namespace="kb", query=q, top_k=5, explain=True, candidates=99))
+            for q in queries
+        )
+    )
+    assert core.store._queries.batches - batches < len(queries) * 3  # the fused query and two legs each
+    assert [[h.chunk_id for h in r.results] for r in together] == [a[:5] for a in alone]

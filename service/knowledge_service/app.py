@@ -7,10 +7,10 @@ import asyncio
 import contextlib
 import logging
 
+from knowledge_service.core.batching import MicroBatcher
 from knowledge_service.core.config import Settings
 from knowledge_service.core.threads import Worker
 from knowledge_service.models.base import DenseModel, RerankModel, model_slug
-from knowledge_service.models.batching import QueryBatcher
 from knowledge_service.models.chunker import Chunker
 from knowledge_service.models.registry import Options, load_dense, load_reranker, load_sparse
 from knowledge_service.ops.admission import Gate
@@ -75,10 +75,17 @@ class Knowledge:
         self.dense = dense
         self.reranker = reranker
         self.runner = StoreRunner(s.store_workers)  # every store call goes through it
-        self.store = AsyncStore(stores[0], self.runner)
+        self.store = AsyncStore(stores[0], self.runner, max_batch=s.query_batch_max)
         self._meta = AsyncMeta(stores[1], self.runner)
-        self.queries = QueryBatcher(dense, window_ms=s.query_batch_window_ms, max_batch=s.query_batch_max)
+        self._query_worker = Worker("query-model")
         self._rerank_worker = Worker("rerank-model")
+        # Concurrent queries share forward passes, except where a vector would depend on its
+        # batch-mates (dynamic int8): those are encoded one at a time.
+        self.queries: MicroBatcher[str, list[float]] = MicroBatcher(
+            lambda texts: self._query_worker.run(dense.encode, texts),
+            max_batch=s.query_batch_max if dense.batch_invariant else 1,
+            window_ms=s.query_batch_window_ms,
+        )
         self._ingest_worker = Worker("ingest-model")
         self.keys = KeyRing.from_settings(s)
         self.metrics = Metrics()
@@ -199,7 +206,7 @@ class Knowledge:
             await self._meta.close()
             await self.store.close()
         self.runner.close()
-        self.queries.close()
+        self._query_worker.close()
         self._rerank_worker.close()
         self._ingest_worker.close()
 

@@ -50,6 +50,10 @@ class Store(ABC):
     def query(self, plan: QueryPlan) -> list[Hit]:
         """Chunks of ``plan.namespace`` matching ``plan.filter``, best first."""
 
+    def query_many(self, plans: list[QueryPlan]) -> list[list[Hit]]:
+        """Several queries at once (a backend with a batch query overrides this)."""
+        return [self.query(p) for p in plans]
+
     @abstractmethod
     def upsert_chunks(self, points: list[ChunkPoint]) -> None: ...
 

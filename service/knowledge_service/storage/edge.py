@@ -63,6 +63,10 @@ MIRRORED_DOCS = 200_000  # about 100 bytes each
 _MODES = {"upsert": None, "insert": qe.UpdateMode.InsertOnly, "update": qe.UpdateMode.UpdateOnly}
 
 
+def _hits(points: list[Any]) -> list[Hit]:
+    return [Hit(str(p.id), p.score, p.payload or {}) for p in points]
+
+
 class EdgeStore(Store):
     backend = "edge"
 
@@ -106,27 +110,37 @@ class EdgeStore(Store):
     # ------------------------------------------------------------------ queries
 
     def query(self, plan: QueryPlan) -> list[Hit]:
+        return _hits(self.shard.query(self._request(plan)))
+
+    def query_many(self, plans: list[QueryPlan]) -> list[list[Hit]]:
+        """One planned batch: the queries share a pass over the segments (``query_batch``)."""
+        if len(plans) == 1:
+            return [self.query(plans[0])]
+        batch = qe.QueryBatchRequest([self._request(p) for p in plans])
+        return [_hits(points) for points in self.shard.query_batch(batch)]
+
+    def _request(self, plan: QueryPlan) -> qe.QueryRequest:
         f = self.f
         scope = f.scope(plan.namespace, "chunk", plan.filter)
         idf = qe.SearchParams(idf=qe.IdfParams(corpus=f.scope(plan.namespace, "chunk")))
         dense = qe.Query.Nearest(plan.dense, using=DENSE) if plan.dense is not None else None
         sparse = qe.Query.Nearest(qe.SparseVector(plan.sparse_indices, plan.sparse_values), using=SPARSE)
         if plan.mode == "dense":
-            req = qe.QueryRequest(limit=plan.limit, query=dense, filter=scope, with_payload=True)
-        elif plan.mode == "sparse":
-            req = qe.QueryRequest(limit=plan.limit, query=sparse, filter=scope, params=idf, with_payload=True)
-        else:
-            fusion = qe.Fusion.Dbsf() if plan.fusion == "dbsf" else qe.Fusion.Rrf(plan.rrf_k, plan.weights)
-            req = qe.QueryRequest(
-                limit=plan.limit,
-                prefetches=[
-                    qe.Prefetch(limit=plan.candidates, query=dense, filter=scope),
-                    qe.Prefetch(limit=plan.candidates, query=sparse, filter=scope, params=idf),
-                ],
-                query=fusion,  # type: ignore[arg-type]  # the stubs leave Fusion's variants out
-                with_payload=True,
+            return qe.QueryRequest(limit=plan.limit, query=dense, filter=scope, with_payload=True)
+        if plan.mode == "sparse":
+            return qe.QueryRequest(
+                limit=plan.limit, query=sparse, filter=scope, params=idf, with_payload=True
             )
-        return [Hit(str(p.id), p.score, p.payload or {}) for p in self.shard.query(req)]
+        fusion = qe.Fusion.Dbsf() if plan.fusion == "dbsf" else qe.Fusion.Rrf(plan.rrf_k, plan.weights)
+        return qe.QueryRequest(
+            limit=plan.limit,
+            prefetches=[
+                qe.Prefetch(limit=plan.candidates, query=dense, filter=scope),
+                qe.Prefetch(limit=plan.candidates, query=sparse, filter=scope, params=idf),
+            ],
+            query=fusion,  # type: ignore[arg-type]  # the stubs leave Fusion's variants out
+            with_payload=True,
+        )
 
     def ping(self) -> None:
         self.shard.info()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from knowledge_service.core.batching import MicroBatcher
 from knowledge_service.schemas.filters import Filter
 from knowledge_service.storage.base import Store
 from knowledge_service.storage.meta import MetaStore
@@ -44,13 +45,17 @@ class StoreRunner:
 class AsyncStore:
     """The document store (:class:`~knowledge_service.storage.base.Store`) with async methods."""
 
-    def __init__(self, store: Store, runner: StoreRunner) -> None:
+    def __init__(self, store: Store, runner: StoreRunner, *, max_batch: int = 16) -> None:
         self._store = store
         self._runner = runner
         self.backend = store.backend
+        # concurrent searches' engine queries run as one batch (Edge: one planned query_batch)
+        self._queries: MicroBatcher[QueryPlan, list[Hit]] = MicroBatcher(
+            lambda plans: self._runner.run(self._store.query_many, plans), max_batch=max_batch
+        )
 
     async def query(self, plan: QueryPlan) -> list[Hit]:
-        return await self._runner.run(self._store.query, plan)
+        return await self._queries.submit(plan)
 
     async def upsert_chunks(self, points: list[ChunkPoint]) -> None:
         await self._runner.run(self._store.upsert_chunks, points)

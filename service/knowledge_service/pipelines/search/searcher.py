@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from knowledge_service.core.batching import MicroBatcher
 from knowledge_service.core.errors import DeadlineExceeded, InvalidArgument, from_validation_error
 from knowledge_service.core.limits import MAX_OVERRIDE_CANDIDATES, MAX_OVERRIDE_RERANK_DEPTH
 from knowledge_service.models.base import SparseModel
-from knowledge_service.models.batching import QueryBatcher
 from knowledge_service.ops.admission import Gate, admitted
 from knowledge_service.ops.metrics import Metrics
 from knowledge_service.ops.tracing import tracer
@@ -43,7 +43,7 @@ class Searcher:
         profiles: ProfileRegistry,
         store: AsyncStore,
         cache: ResultCache,
-        queries: QueryBatcher,
+        queries: MicroBatcher[str, list[float]],
         sparse: SparseModel,
         rerank: RerankStage,
         gate: Gate,
@@ -181,7 +181,7 @@ class Searcher:
         deadline: float | None,
     ) -> SearchResponse:
         with _stage("encode", timings, mode=s.mode):
-            dense = await self._queries.encode(req.query) if s.mode != "sparse" else None
+            dense = await self._queries.submit(req.query) if s.mode != "sparse" else None
             sparse = self._sparse.query(req.query) if s.mode != "dense" else None
 
         rerank_status = self.rerank.status(s.rerank)
