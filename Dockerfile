@@ -41,6 +41,13 @@ RUN mkdir -p /opt/models && if [ -n "$RERANK_MODEL" ]; then \
 CrossEncoder(sys.argv[1], device='cpu').save('/opt/models/reranker')" "$RERANK_MODEL"; \
     fi
 
+# The ONNX exports the defaults run (KNOWLEDGE_EMBED_BACKEND=onnx-int8; KNOWLEDGE_RERANK_BACKEND=onnx
+# when a reranker was baked in), made offline from the models above. The container searches
+# /opt/models/onnx first (read-only) and makes any other export it needs (say, int8 for a CPU with
+# a different quantisation target than the build machine's) in its data volume, once.
+RUN HF_HUB_OFFLINE=1 KNOWLEDGE_MODELS_DIR=/opt/models/onnx \
+    KNOWLEDGE_RERANK_MODEL=${RERANK_MODEL:+/opt/models/reranker} knowledge models
+
 # ---- runtime: slim image, non-root user, no compilers, no pip cache -------------------------------
 FROM python:3.11-slim-bookworm AS runtime
 
@@ -70,6 +77,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     KNOWLEDGE_HTTP_HOST=0.0.0.0 \
     KNOWLEDGE_GRPC_HOST=0.0.0.0 \
     KNOWLEDGE_DATA_DIR=/app/data \
+    KNOWLEDGE_MODELS_PREBUILT_DIR=/opt/models/onnx \
     KNOWLEDGE_AUTH_REQUIRED=true \
     KNOWLEDGE_API_KEYS_FILE=/run/secrets/knowledge_api_keys \
     KNOWLEDGE_RERANK_MODEL=${RERANK_MODEL:+/opt/models/reranker}

@@ -126,3 +126,17 @@ def test_eval_on_a_beir_folder_reuses_its_namespace(tmp_path: Path, env: dict[st
 
     missing = runner.invoke(app, ["eval", "--dataset", str(beir), "--split", "dev"], env=env)
     assert missing.exit_code == 2 and "test" in missing.output  # names the splits that exist
+
+
+def test_models_makes_the_configured_exports_ahead_of_serving(tmp_path: Path, env: dict[str, str]) -> None:
+    env = {**env, "KNOWLEDGE_MODELS_DIR": str(tmp_path / "exports"), "KNOWLEDGE_EMBED_BACKEND": "onnx"}
+    result = CliRunner().invoke(app, ["models"], env=env)
+    assert result.exit_code == 0, result.output
+    out = _json_lines(result.output)[-1]
+    assert out["embed"]["backend"] == "onnx" and out["embed"]["vectors"] == "fp32"
+    folder = Path(out["embed"]["export"])
+    assert folder.parent == tmp_path / "exports" and (folder / "manifest.json").is_file()
+
+    env["KNOWLEDGE_EMBED_MODEL"] = str(tmp_path / "no-such-model")
+    result = CliRunner().invoke(app, ["models"], env=env)
+    assert result.exit_code == 2 and "not on this machine" in result.output

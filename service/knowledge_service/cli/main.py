@@ -55,6 +55,28 @@ def serve() -> None:
 
 
 @app.command()
+def models() -> None:
+    """Make the ONNX exports the settings call for (KNOWLEDGE_EMBED_BACKEND, and
+    KNOWLEDGE_RERANK_BACKEND when a reranker is configured) ahead of serving; print where they are."""
+    from knowledge_service.models.export import ExportError
+    from knowledge_service.models.registry import Options, load_dense, load_reranker
+
+    s = Settings()
+    out: dict[str, Any] = {"models_dirs": [str(d) for d in s.models_dirs]}
+    try:
+        dense = load_dense(s.embed_model, backend=s.embed_backend, options=Options.of(s))
+        out["embed"] = {"model": s.embed_model, "backend": dense.backend, "vectors": dense.vectors}
+        if export := getattr(dense, "export", None):
+            out["embed"]["export"] = str(export.folder)
+        if s.rerank_model:
+            reranker = load_reranker(s.rerank_model, backend=s.rerank_backend, options=Options.of(s))
+            out["rerank"] = {"model": s.rerank_model, "backend": reranker.backend}
+    except (ExportError, ValueError) as exc:
+        raise _fail(exc) from None
+    typer.echo(json.dumps(out))
+
+
+@app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(exists=True, help="Files and folders.")],
     namespace: NamespaceOpt,

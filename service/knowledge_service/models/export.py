@@ -133,11 +133,11 @@ def local_model_folder(spec: str) -> Path:
     if path.is_dir():
         return path
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
     try:
         return Path(snapshot_download(spec, local_files_only=True))
-    except LocalEntryNotFoundError:
+    except (LocalEntryNotFoundError, HFValidationError):  # not cached, or not a name: a missing path
         raise ExportError(
             f"model {spec!r} is not on this machine: give a local path, or fetch it into the "
             "Hugging Face cache first (exports are made offline)"
