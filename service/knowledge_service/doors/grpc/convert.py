@@ -3,7 +3,9 @@
     to_model(Model, msg)    MessageToDict(msg, preserving_proto_field_name=True), inbound(), then
                             Model.model_validate (a failure names the field: INVALID_ARGUMENT)
     to_message(Msg, model)  model.model_dump(mode="json", exclude_none=True), outbound(), then
-                            ParseDict into Msg (a field the message lacks is an error, not dropped)
+                            the message's own (C) constructor, which reads the same mapping as
+                            ParseDict at a tenth of its cost (a field the message lacks is an
+                            error, not dropped)
 
 A field added to the proto and to the schema under the same name needs no edit here. Where the
 proto's JSON mapping and the schemas differ, :func:`inbound` and :func:`outbound` (and nothing
@@ -72,7 +74,7 @@ def to_message(message: type[P], value: BaseModel | Mapping[str, Any]) -> P:
         data = value.model_dump(mode="json", exclude_none=True)
     else:
         data = to_jsonable_python(value, exclude_none=True)
-    return json_format.ParseDict(outbound(message.DESCRIPTOR, data), message(), ignore_unknown_fields=False)
+    return message(**outbound(message.DESCRIPTOR, data, as_json=False))
 
 
 def search_request(msg: pb.SearchRequest) -> SearchRequest:
@@ -103,8 +105,9 @@ def inbound(desc: Descriptor, data: dict[str, Any], msg: Message) -> dict[str, A
     return out
 
 
-def outbound(desc: Descriptor, data: dict[str, Any]) -> dict[str, Any]:
-    """A dumped model as ParseDict reads it for a message of type ``desc`` (the reverse of inbound)."""
+def outbound(desc: Descriptor, data: dict[str, Any], *, as_json: bool = True) -> dict[str, Any]:
+    """A dumped model as ParseDict reads it for a message of type ``desc`` (the reverse of
+    inbound); ``as_json=False``: as the message's constructor reads it (non-finite floats as floats)."""
     out: dict[str, Any] = {}
     for name, value in data.items():
         field = desc.fields_by_name.get(name)
@@ -114,11 +117,11 @@ def outbound(desc: Descriptor, data: dict[str, Any]) -> dict[str, Any]:
             continue
         elif _is_map(field):
             item = field.message_type.fields_by_name["value"]
-            out[name] = {k: _outbound_value(item, v) for k, v in value.items() if v is not None}
+            out[name] = {k: _outbound_value(item, v, as_json) for k, v in value.items() if v is not None}
         elif field.is_repeated:
-            out[name] = [_outbound_value(field, v) for v in value]
+            out[name] = [_outbound_value(field, v, as_json) for v in value]
         else:
-            out[name] = _outbound_value(field, value)
+            out[name] = _outbound_value(field, value, as_json)
     return out
 
 
@@ -156,16 +159,16 @@ def _needs_raw(field: FieldDescriptor) -> bool:
     return field.message_type is not None and field.message_type.full_name not in _STRUCTS
 
 
-def _outbound_value(field: FieldDescriptor, value: Any) -> Any:
+def _outbound_value(field: FieldDescriptor, value: Any, as_json: bool) -> Any:
     if field.enum_type is not None:
         return f"{_enum_prefix(field.enum_type)}{value.upper()}" if isinstance(value, str) else value
-    if field.type in _FLOATS and isinstance(value, float) and not math.isfinite(value):
+    if as_json and field.type in _FLOATS and isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if field.message_type is None or field.message_type.full_name in _STRUCTS:
         return value
     if (inner := _only_map(field.message_type)) is not None:
         value = {inner: value}
-    return outbound(field.message_type, value)
+    return outbound(field.message_type, value, as_json=as_json)
 
 
 def _enum_in(enum: EnumDescriptor, value: str | int) -> Any:
