@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import dataset
 from knowledge_service.cli.main import app
+from knowledge_service.core.config import Settings
 from knowledge_service.tools.feed import PROBES
 
 
@@ -33,8 +34,9 @@ def test_bench_over_grpc_reports_every_figure_without_errors(tmp_path: Path) -> 
     assert (out["transport"], out["docs"], out["queries"], out["concurrency"]) == ("grpc", 30, 10, [1, 2])
     assert _is_timing(out["baseline_torch"]["query_encode"])
     assert out["baseline_torch"]["docs_encode"]["docs_per_s"] > 0
-    assert list(out["backends"]) == ["torch"]  # the configured backend
-    run = out["backends"]["torch"]
+    backend = Settings().embed_backend
+    assert list(out["backends"]) == [backend]  # the configured backend
+    run = out["backends"][backend]
     assert _is_timing(run["raw"]["query_encode"]) and run["raw"]["chunks_encode"]["chunks_per_s"] > 0
 
     ingest = run["ingest"]
@@ -54,5 +56,5 @@ def test_bench_over_grpc_reports_every_figure_without_errors(tmp_path: Path) -> 
         assert level["ratios"]["misses_per_s_over_torch_encode_rate"] > 0
 
     assert run["server"]["max_rss_mb"] > 0 and out["memory"]["bench_max_rss_mb"] > 0
-    assert (stores / "torch").is_dir()  # the child's store, where it was told to keep it
+    assert (stores / backend).is_dir()  # the child's store, where it was told to keep it
     assert not Path(f"/proc/{run['server']['pid']}").exists()  # the child is gone (and reaped)

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from harness import free_port
 from knowledge_service.cli.main import app
+from knowledge_service.core.config import Settings
 from knowledge_service.tools.feed import PROBES
 
 
@@ -116,7 +117,7 @@ def test_eval_on_a_beir_folder_reuses_its_namespace(tmp_path: Path, env: dict[st
     )
     assert bench.exit_code == 0, bench.output
     figures = _json_lines(bench.output)[-1]
-    run = figures["backends"]["torch"]
+    run = figures["backends"][Settings().embed_backend]
     paths = run["inprocess_paths"]  # the corpus, and the probe documents of the visibility figure
     assert figures["queries"] == paths["queries"] == 10 and paths["points"] == 4 + PROBES
     assert run["ingest"]["statuses"] == {"created": 4}

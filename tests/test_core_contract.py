@@ -195,7 +195,7 @@ async def test_a_replacement_between_a_searchs_query_and_its_record_read_hides_n
     """The interleaving test_replacement_is_never_half_visible meets only by chance, made certain:
     the engine query runs before a replacement, the read of the live records after it."""
     await ingest(any_core, "kb", [{"id": "hb", "text": "Version 0 of the handbook: write tests."}])
-    run, query = any_core.runner.run, any_core.stores[0].query
+    run, query = any_core.runner.run, any_core.stores[0].query_many
     queried, replaced = asyncio.Event(), asyncio.Event()
 
     async def pause_after_the_query(fn: Any, *args: Any) -> Any:

@@ -73,8 +73,8 @@ async def test_explain_is_bounded_in_depth(core: Knowledge) -> None:
     run = core.runner.run
 
     async def record(fn: Any, *args: Any) -> Any:
-        if getattr(fn, "__name__", "") == "query":
-            limits.append(args[0].limit)
+        if getattr(fn, "__name__", "") == "query_many":  # engine queries, batched
+            limits.extend(plan.limit for plan in args[0])
         return await run(fn, *args)
 
     core.runner.run = record  # type: ignore[method-assign]
