@@ -9,10 +9,14 @@ the old version or the new one, never neither or both; chunks of a write that fa
 cancelled half-way, or lost to a concurrent write on another replica, are never visible, and are
 removed by the settling, by a retry or by the sweeper. The namespace's index version moves before
 the write and again after it, so no cached result from before the write is served once it began.
+
+A batch is chunked and encoded in groups of ENCODE_GROUP documents, and each group is written
+while the model encodes the next, so encoding and writing overlap.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -36,6 +40,7 @@ from knowledge_service.storage.runner import AsyncStore
 
 log = logging.getLogger(__name__)
 UPSERT_BATCH = 256
+ENCODE_GROUP = 16  # documents encoded together; a group is written while the next one is encoded
 
 
 @dataclass
@@ -139,22 +144,56 @@ class Ingester:
         if unchanged:  # a retry of a write whose cleanup failed: finish it
             await repair(self._store, ns, unchanged)
 
-        if todo:
-            await self._worker.run(self._chunk_and_encode, todo)
-            for p in todo:
-                if not p.chunks:
-                    results[p.pos] = IngestResult(
-                        id=p.doc.id, status="failed", error=f"documents[{p.pos}].text: no indexable text"
-                    )
-            todo = [p for p in todo if p.chunks]
-
-        if todo:
-            async with self._writes.lock(ns), self._writes.index_write(ns) as version:
-                await self._write(ns, todo, results)
-            index_version = version.value
-        else:
+        groups = [todo[i : i + ENCODE_GROUP] for i in range(0, len(todo), ENCODE_GROUP)]
+        ready = await self._encoded(groups[0], results) if groups else []  # a failure here: nothing written
+        if not ready and len(groups) <= 1:
             index_version = await self._store.get_index_version(ns)
-        return IngestResponse(results=[r for r in results if r is not None], index_version=index_version)
+            return IngestResponse(results=[r for r in results if r is not None], index_version=index_version)
+        async with self._writes.lock(ns), self._writes.index_write(ns) as version:
+            await self._write_overlapped(ns, ready, groups[1:], results)
+        return IngestResponse(results=[r for r in results if r is not None], index_version=version.value)
+
+    async def _encoded(self, group: list[_Pending], results: list[IngestResult | None]) -> list[_Pending]:
+        """Chunk and encode ``group`` on the model thread; the documents with text to index."""
+        await self._worker.run(self._chunk_and_encode, group)
+        for p in group:
+            if not p.chunks:
+                results[p.pos] = IngestResult(
+                    id=p.doc.id, status="failed", error=f"documents[{p.pos}].text: no indexable text"
+                )
+        return [p for p in group if p.chunks]
+
+    async def _write_overlapped(
+        self,
+        ns: str,
+        ready: list[_Pending],
+        groups: list[list[_Pending]],
+        results: list[IngestResult | None],
+    ) -> None:
+        """Write each encoded group while the model encodes the next, so the stages overlap. Each
+        document is written whole or not at all; if a later group cannot be encoded, the groups
+        before it stand and its documents (and those after) are reported failed, to be sent again."""
+        for i in range(len(groups) + 1):
+            encoding = asyncio.ensure_future(self._encoded(groups[i], results)) if i < len(groups) else None
+            try:
+                if ready:
+                    await self._write(ns, ready, results)
+                ready = await encoding if encoding is not None else []
+            except Exception as exc:
+                if encoding is None or not encoding.done() or encoding.exception() is None:
+                    raise
+                log.exception("encoding part of an ingest batch failed")
+                for p in (p for g in groups[i:] for p in g):
+                    results[p.pos] = IngestResult(
+                        id=p.doc.id,
+                        status="failed",
+                        error=f"documents[{p.pos}]: could not be encoded "
+                        f"({type(exc).__name__}); send it again",
+                    )
+                return
+            finally:
+                if encoding is not None and not encoding.done():  # cancelled while writing
+                    encoding.cancel()
 
     def _chunk_and_encode(self, todo: list[_Pending]) -> None:
         passages: list[str] = []
