@@ -26,6 +26,9 @@ class Session:
         options.intra_op_num_threads = threads  # 0 = one per core
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Idle ORT threads spin by default, taking the cores the event loop and the engine need
+        # between two encodes; on a small shared CPU they should sleep instead.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self._tokenizer = tokenizer
         self._inputs = inputs
