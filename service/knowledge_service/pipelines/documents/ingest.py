@@ -177,22 +177,23 @@ class Ingester:
             encoding = asyncio.ensure_future(self._encoded(groups[i], results)) if i < len(groups) else None
             try:
                 if ready:
-                    await self._write(ns, ready, results)
-                ready = await encoding if encoding is not None else []
-            except Exception as exc:
-                if encoding is None or not encoding.done() or encoding.exception() is None:
-                    raise
-                log.exception("encoding part of an ingest batch failed")
-                for p in (p for g in groups[i:] for p in g):
-                    results[p.pos] = IngestResult(
-                        id=p.doc.id,
-                        status="failed",
-                        error=f"documents[{p.pos}]: could not be encoded "
-                        f"({type(exc).__name__}); send it again",
-                    )
-                return
+                    await self._write(ns, ready, results)  # a failure here propagates as it is
+                if encoding is None:
+                    return
+                try:
+                    ready = await encoding
+                except Exception as exc:
+                    log.exception("encoding part of an ingest batch failed")
+                    for p in (p for g in groups[i:] for p in g):
+                        results[p.pos] = IngestResult(
+                            id=p.doc.id,
+                            status="failed",
+                            error=f"documents[{p.pos}]: could not be encoded "
+                            f"({type(exc).__name__}); send it again",
+                        )
+                    return
             finally:
-                if encoding is not None and not encoding.done():  # cancelled while writing
+                if encoding is not None and not encoding.done():  # the write failed or was cancelled
                     encoding.cancel()
 
     def _chunk_and_encode(self, todo: list[_Pending]) -> None:
