@@ -18,8 +18,7 @@ from knowledge_service.models.session import Session
 
 def _open(export: Export, threads: int) -> Session:
     tokenizer = Tokenizer.from_file(str(export.tokenizer))
-    session = Session(export.model, tokenizer, export.manifest["inputs"], threads=threads)
-    return session
+    return Session(export.model, tokenizer, export.manifest["inputs"], threads=threads)
 
 
 class OnnxEncoder(DenseModel):

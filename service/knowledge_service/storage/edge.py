@@ -67,6 +67,15 @@ def _hits(points: list[Any]) -> list[Hit]:
     return [Hit(str(p.id), p.score, p.payload or {}) for p in points]
 
 
+def _version(value: Any) -> int:
+    return 0 if value is ABSENT else int(value)
+
+
+def _generations(doc_ids: dict[str, str], values: dict[str, Any]) -> dict[str, int]:
+    """Mirrored generations by point id -> by document id, for the documents that exist."""
+    return {doc_ids[pid]: int(v) for pid, v in values.items() if v is not ABSENT}
+
+
 class EdgeStore(Store):
     backend = "edge"
 
@@ -149,27 +158,22 @@ class EdgeStore(Store):
 
     def get_index_version(self, namespace: str) -> int:
         pid = ns_point_id(namespace)
-        value = self._versions.read([pid], lambda ids: self._field(ids, "index_version"))[pid]
-        return 0 if value is ABSENT else int(value)
+        return _version(self._versions.read([pid], lambda ids: self._field(ids, "index_version"))[pid])
 
     def peek_index_version(self, namespace: str) -> int | None:
-        known = self._versions.peek([ns_point_id(namespace)])
-        if known is None:
-            return None
-        (value,) = known.values()
-        return 0 if value is ABSENT else int(value)
+        pid = ns_point_id(namespace)
+        known = self._versions.peek([pid])
+        return None if known is None else _version(known[pid])
 
     def live_generations(self, namespace: str, doc_ids: list[str]) -> dict[str, int]:
         ids = {doc_point_id(namespace, d): d for d in doc_ids}
         values = self._generations.read(list(ids), lambda pids: self._field(pids, "generation", "doc"))
-        return {ids[pid]: int(v) for pid, v in values.items() if v is not ABSENT}
+        return _generations(ids, values)
 
     def peek_generations(self, namespace: str, doc_ids: list[str]) -> dict[str, int] | None:
         ids = {doc_point_id(namespace, d): d for d in doc_ids}
         values = self._generations.peek(ids)
-        if values is None:
-            return None
-        return {ids[pid]: int(v) for pid, v in values.items() if v is not ABSENT}
+        return None if values is None else _generations(ids, values)
 
     def _field(self, ids: list[str], name: str, kind: str | None = None) -> dict[str, Any]:
         point_ids: list[Any] = list(ids)
