@@ -5,7 +5,8 @@
     to_message(Msg, model)  model.model_dump(mode="json", exclude_none=True), outbound(), then
                             the message's own (C) constructor, which reads the same mapping as
                             ParseDict at a tenth of its cost (a field the message lacks is an
-                            error, not dropped)
+                            error, not dropped); outbound touches only the fields that need it,
+                            by a plan made once per message type
 
 A field added to the proto and to the schema under the same name needs no edit here. Where the
 proto's JSON mapping and the schemas differ, :func:`inbound` and :func:`outbound` (and nothing
@@ -20,7 +21,8 @@ else) fix it, generically, by walking the message descriptor:
   included: ``top_k: 0`` is refused, an unset ``top_k`` takes the profile's. An empty map is
   therefore unset too (``queries: {}`` is no upload). On the way out ``None`` is unset.
 - **64-bit integers** are JSON strings in MessageToDict's output: back to ``int``. Non-finite
-  doubles are the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` both ways.
+  doubles are the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` there (the constructor takes
+  the floats themselves).
 - **Struct / Value / ListValue** (metadata, filters, overrides): JSON numbers are doubles, so
   integral ones come back as ``int`` (``2020.0`` -> ``2020``); integers beyond 2**53 lose
   precision on the wire.
@@ -32,8 +34,9 @@ else) fix it, generically, by walking the message descriptor:
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
@@ -74,7 +77,7 @@ def to_message(message: type[P], value: BaseModel | Mapping[str, Any]) -> P:
         data = value.model_dump(mode="json", exclude_none=True)
     else:
         data = to_jsonable_python(value, exclude_none=True)
-    return message(**outbound(message.DESCRIPTOR, data, as_json=False))
+    return message(**outbound(message.DESCRIPTOR, data))
 
 
 def search_request(msg: pb.SearchRequest) -> SearchRequest:
@@ -105,24 +108,72 @@ def inbound(desc: Descriptor, data: dict[str, Any], msg: Message) -> dict[str, A
     return out
 
 
-def outbound(desc: Descriptor, data: dict[str, Any], *, as_json: bool = True) -> dict[str, Any]:
-    """A dumped model as ParseDict reads it for a message of type ``desc`` (the reverse of
-    inbound); ``as_json=False``: as the message's constructor reads it (non-finite floats as floats)."""
-    out: dict[str, Any] = {}
-    for name, value in data.items():
-        field = desc.fields_by_name.get(name)
-        if field is None:  # not in the message: ParseDict reports it
-            out[name] = value
-        elif value is None:
-            continue
-        elif _is_map(field):
-            item = field.message_type.fields_by_name["value"]
-            out[name] = {k: _outbound_value(item, v, as_json) for k, v in value.items() if v is not None}
-        elif field.is_repeated:
-            out[name] = [_outbound_value(field, v, as_json) for v in value]
-        else:
-            out[name] = _outbound_value(field, value, as_json)
+def outbound(desc: Descriptor, data: dict[str, Any]) -> dict[str, Any]:
+    """A dumped model as the constructor of a message of type ``desc`` reads it (the reverse of
+    inbound). Only the fields that need translating are touched (see :func:`_out_plan`); ``None``
+    is unset, as the constructor takes it."""
+    plan = _out_plan(desc)
+    if not plan:
+        return data
+    out = dict(data)
+    for name, translate in plan.items():
+        value = out.get(name)
+        if value is not None:
+            out[name] = translate(value)
     return out
+
+
+_Translate = Callable[[Any], Any]
+_PLANNING: set[str] = set()  # message types whose plan is being made (a message nested in itself)
+
+
+@functools.cache
+def _out_plan(desc: Descriptor) -> dict[str, _Translate]:
+    """For each field of ``desc`` whose values the constructor cannot take as dumped, how to
+    translate them; made once per message type. The other fields (scalars, Structs, messages made
+    only of such fields) pass as they are."""
+    _PLANNING.add(desc.full_name)
+    try:
+        plan: dict[str, _Translate] = {}
+        for field in desc.fields:
+            if _is_map(field):
+                item = _out_each(field.message_type.fields_by_name["value"]) or _same
+                plan[field.name] = functools.partial(_out_map, item)
+            elif (each := _out_each(field)) is not None:
+                plan[field.name] = functools.partial(_out_list, each) if field.is_repeated else each
+        return plan
+    finally:
+        _PLANNING.discard(desc.full_name)
+
+
+def _out_each(field: FieldDescriptor) -> _Translate | None:
+    """How to translate one value of ``field`` (an element, if repeated); None: as it is."""
+    if field.enum_type is not None:
+        return functools.partial(_enum_out, _enum_prefix(field.enum_type))
+    nested = field.message_type
+    if nested is None or nested.full_name in _STRUCTS:
+        return None
+    if (inner := _only_map(nested)) is not None:  # stands for its map: wrap it back
+        return lambda value: outbound(nested, {inner: value})
+    if nested.full_name in _PLANNING or _out_plan(nested):
+        return functools.partial(outbound, nested)
+    return None
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _out_map(each: _Translate, value: dict[str, Any]) -> dict[str, Any]:
+    return {k: each(v) for k, v in value.items() if v is not None}
+
+
+def _out_list(each: _Translate, value: list[Any]) -> list[Any]:
+    return [each(v) for v in value]
+
+
+def _enum_out(prefix: str, value: str | int) -> str | int:
+    return f"{prefix}{value.upper()}" if isinstance(value, str) else value
 
 
 _UNSET: Any = object()  # an enum's zero value: the field is left out
@@ -157,18 +208,6 @@ def _needs_raw(field: FieldDescriptor) -> bool:
     if field.type == FieldDescriptor.TYPE_BYTES:
         return True
     return field.message_type is not None and field.message_type.full_name not in _STRUCTS
-
-
-def _outbound_value(field: FieldDescriptor, value: Any, as_json: bool) -> Any:
-    if field.enum_type is not None:
-        return f"{_enum_prefix(field.enum_type)}{value.upper()}" if isinstance(value, str) else value
-    if as_json and field.type in _FLOATS and isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if field.message_type is None or field.message_type.full_name in _STRUCTS:
-        return value
-    if (inner := _only_map(field.message_type)) is not None:
-        value = {inner: value}
-    return outbound(field.message_type, value, as_json=as_json)
 
 
 def _enum_in(enum: EnumDescriptor, value: str | int) -> Any:
