@@ -62,3 +62,40 @@ async def test_cache_outage_degrades_to_uncached_search(
         assert (await core.health.readiness())["cache"].startswith("down")
     finally:
         await core.close()
+
+
+async def test_decoded_answers_serve_repeats_without_asking_the_cache(
+    settings: Settings, dense_encoder: DenseModel, redis_url: str
+) -> None:
+    """A repeat is answered from the decoded copy kept in process, not from Redis; the copy handed
+    out is the caller's to change; with KNOWLEDGE_CACHE_DECODED_ENTRIES=0 every repeat asks Redis."""
+    import redis
+
+    from knowledge_service.storage.cache import KEY_PREFIX
+
+    plain = redis.Redis.from_url(redis_url)
+    for entries, served_after_eviction in ((1024, True), (0, False)):
+        ns = f"decoded-{uuid.uuid4().hex[:8]}"
+        update = {"redis_url": redis_url, "cache_decoded_entries": entries}
+        core = await Knowledge.open(settings.model_copy(update=update), dense=dense_encoder)
+        try:
+            await core.documents.ingest(
+                IngestRequest(namespace=ns, documents=[{"id": "a", "text": "Answers kept decoded."}])
+            )
+            before = set(plain.scan_iter(f"{KEY_PREFIX}*"))
+            first = await core.searcher.search(SearchRequest(namespace=ns, query="decoded answers"))
+            (key,) = set(plain.scan_iter(f"{KEY_PREFIX}*")) - before
+            second = await core.searcher.search(SearchRequest(namespace=ns, query="decoded answers"))
+            assert (first.cache_hit, second.cache_hit) == (False, True)
+            found = [h.doc_id for h in first.results]
+            assert found == ["a"] and second.results == first.results
+            first.results.clear()  # the callers' copies: the kept answer must not change with them
+            second.results.clear()
+
+            plain.delete(key)  # Redis no longer has it
+            third = await core.searcher.search(SearchRequest(namespace=ns, query="decoded answers"))
+            assert third.cache_hit is served_after_eviction
+            assert [h.doc_id for h in third.results] == found and third.degraded == []
+        finally:
+            await core.close()
+    plain.close()

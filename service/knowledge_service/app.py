@@ -30,7 +30,7 @@ from knowledge_service.pipelines.profiles.registry import ProfileRegistry
 from knowledge_service.pipelines.search.rerank import RerankStage
 from knowledge_service.pipelines.search.searcher import Searcher
 from knowledge_service.storage import MetaStore, Store, open_meta_store, open_store
-from knowledge_service.storage.cache import ResultCache, open_cache
+from knowledge_service.storage.cache import DecodedAnswers, ResultCache, open_cache
 from knowledge_service.storage.runner import AsyncMeta, AsyncStore, StoreRunner
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class Knowledge:
                 *([reranker.spec, reranker.backend] if reranker else [None]),
             ],
             cache_max_entry_bytes=s.cache_max_entry_bytes,
+            decoded=DecodedAnswers(s.cache_decoded_entries, s.cache_ttl_s),
         )
         self.writes = writes = Writes(self.store)
         self.chunker = Chunker(dense.tokenizer(), s.chunk_tokens, s.chunk_overlap)

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         2**20, ge=0, description="Answers larger than this are not cached (either cache)."
     )
     cache_timeout_s: float = Field(0.05, gt=0, description="A slower cache counts as down.")
+    cache_decoded_entries: int = Field(
+        1024,
+        ge=0,
+        le=1_000_000,
+        description="Answers kept decoded in process in front of either cache, so a repeated search "
+        "skips the cache's round trip and the decode; 0 = none.",
+    )
 
     # Store.
     store_workers: int = Field(4, ge=1, le=64)

@@ -3,11 +3,13 @@
 When on, spans go to an OTLP collector (``KNOWLEDGE_OTEL_ENDPOINT``); the FastAPI and gRPC
 instrumentations open one server span per request (continuing the caller's trace context) and
 the search pipeline adds one span per stage, tagged with the cache outcome, candidate counts and
-the storage backend. When off, ``tracer`` is OpenTelemetry's no-op tracer.
+the storage backend. When off, ``tracer`` is OpenTelemetry's no-op tracer, and :func:`span`
+skips even that (a search opens several spans; the no-op ones cost about 20 µs each).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from opentelemetry import trace
@@ -40,6 +42,17 @@ def setup_tracing(settings: Settings, exporter: SpanExporter | None = None) -> T
 
 def enabled() -> bool:
     return _provider is not None
+
+
+_NO_SPAN = contextlib.nullcontext(trace.INVALID_SPAN)
+
+
+def span(name: str, attributes: dict[str, Any] | None = None) -> contextlib.AbstractContextManager[Any]:
+    """``tracer.start_as_current_span(name, attributes=...)`` once :func:`setup_tracing` has
+    installed a provider; before that, a span that records nothing, at no cost."""
+    if _provider is None:
+        return _NO_SPAN
+    return tracer.start_as_current_span(name, attributes=attributes)
 
 
 def instrument_app(app: Any) -> None:

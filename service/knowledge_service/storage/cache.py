@@ -3,6 +3,10 @@
 Keys hash every input that changes a result, including the namespace's index version, so an
 ingest or delete makes older entries unreachable at once (they age out by TTL; no scans). A cache
 that fails or is slow raises CacheUnavailable; the core then serves uncached and says so.
+
+In front of either cache, :class:`DecodedAnswers` keeps the most recent answers decoded, under
+the same keys and TTL: a repeated search skips the cache's round trip and the JSON decode. What
+it holds is exactly what the cache holds, so it is never staler than the cache.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from cachetools import TTLCache
 
@@ -19,6 +23,7 @@ from knowledge_service.core.config import Settings
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = "knowledge:search:v1:"
+A = TypeVar("A")
 
 
 class CacheUnavailable(Exception):
@@ -29,6 +34,20 @@ def cache_key(**parts: Any) -> str:
     """A stable key over keyword parts (JSON with sorted keys, then SHA-256)."""
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return KEY_PREFIX + hashlib.sha256(blob.encode()).hexdigest()
+
+
+class DecodedAnswers(Generic[A]):
+    """The last ``entries`` answers put or read, decoded (the searcher's; ``entries`` 0: none)."""
+
+    def __init__(self, entries: int, ttl_s: int) -> None:
+        self._data: TTLCache[str, A] | None = TTLCache(maxsize=entries, ttl=ttl_s) if entries else None
+
+    def get(self, key: str) -> A | None:
+        return None if self._data is None else self._data.get(key)
+
+    def put(self, key: str, answer: A) -> None:
+        if self._data is not None:
+            self._data[key] = answer
 
 
 class ResultCache(Protocol):

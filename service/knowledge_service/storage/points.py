@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ def doc_point_id(namespace: str, doc_id: str) -> str:
     return str(uuid.uuid5(_IDS, f"doc\x00{namespace}\x00{doc_id}"))
 
 
+@functools.lru_cache(maxsize=4096)  # read by every search (the namespace's index version)
 def ns_point_id(namespace: str) -> str:
     return str(uuid.uuid5(_IDS, f"ns\x00{namespace}"))
 

@@ -17,15 +17,15 @@ from knowledge_service.core.batching import MicroBatcher
 from knowledge_service.core.errors import DeadlineExceeded, InvalidArgument, from_validation_error
 from knowledge_service.core.limits import MAX_OVERRIDE_CANDIDATES, MAX_OVERRIDE_RERANK_DEPTH
 from knowledge_service.models.base import SparseModel
+from knowledge_service.ops import tracing
 from knowledge_service.ops.admission import Gate, admitted
 from knowledge_service.ops.metrics import Metrics
-from knowledge_service.ops.tracing import tracer
 from knowledge_service.pipelines.profiles.registry import ProfileRegistry
 from knowledge_service.pipelines.search import retrieve
 from knowledge_service.pipelines.search.rerank import RerankStage
 from knowledge_service.pipelines.search.stitching import stitch
 from knowledge_service.schemas.search import RetrievalSettings, SearchRequest, SearchResponse
-from knowledge_service.storage.cache import CacheUnavailable, ResultCache, cache_key
+from knowledge_service.storage.cache import CacheUnavailable, DecodedAnswers, ResultCache, cache_key
 from knowledge_service.storage.runner import AsyncStore
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class Searcher:
         metrics: Metrics,
         models_key: list[object],
         cache_max_entry_bytes: int,
+        decoded: DecodedAnswers[SearchResponse] | None = None,
     ) -> None:
         self._profiles = profiles
         self._store = store
@@ -61,6 +62,7 @@ class Searcher:
         self._metrics = metrics
         self._models_key = models_key
         self._cache_max_entry_bytes = cache_max_entry_bytes
+        self._decoded: DecodedAnswers[SearchResponse] = decoded or DecodedAnswers(0, 1)
 
     @property
     def limit(self) -> int:
@@ -107,7 +109,7 @@ class Searcher:
     async def _traced(
         self, req: SearchRequest, settings: RetrievalSettings, profile: str, version: int, **kw: Any
     ) -> SearchResponse:
-        with tracer.start_as_current_span("search", attributes={"namespace": req.namespace}) as span:
+        with tracing.span("search", {"namespace": req.namespace}) as span:
             resp = await self._search(req, settings, profile, version, **kw)
             span.set_attributes(
                 {
@@ -148,10 +150,10 @@ class Searcher:
         )
 
         with _stage("cache", timings) as span:
-            cached = await self._cache_get(key, degraded) if use_cache else None
+            cached = await self._cached(key, degraded) if use_cache else None
             span.set_attribute("cache.hit", cached is not None)
         if cached is not None:
-            resp = SearchResponse.model_validate_json(cached)
+            resp = _copy(cached)
             resp.cache_hit, resp.degraded = True, degraded
             resp.timings_ms = {**timings, "total": _ms(started)}
             return resp
@@ -163,7 +165,8 @@ class Searcher:
             t = time.perf_counter()
             value = resp.model_dump_json().encode()
             if len(value) <= self._cache_max_entry_bytes:  # a huge answer would evict many small
-                await self._cache_set(key, value, degraded)
+                if await self._cache_set(key, value, degraded):
+                    self._decoded.put(key, _copy(resp))
             else:
                 self._metrics.cache_skipped.labels("too_large").inc()
             timings["cache"] += _ms(t)
@@ -230,31 +233,47 @@ class Searcher:
             results = stitch([(r, by_chunk[r.chunk_id].payload.get("chunk_index", 0)) for r in results])
         return SearchResponse(results=results[: s.top_k], rerank=rerank_status, index_version=version)
 
-    async def _cache_get(self, key: str, degraded: list[str]) -> bytes | None:
+    async def _cached(self, key: str, degraded: list[str]) -> SearchResponse | None:
+        """The kept answer for ``key``: decoded in process, else from the cache (then kept decoded)."""
+        if (resp := self._decoded.get(key)) is not None:
+            return resp
         try:
-            return await self._cache.get(key)
+            raw = await self._cache.get(key)
         except CacheUnavailable as exc:
             log.warning("cache get failed: %s", exc)
             degraded.append("cache")
             return None
+        if raw is None:
+            return None
+        resp = SearchResponse.model_validate_json(raw)
+        self._decoded.put(key, resp)
+        return resp
 
-    async def _cache_set(self, key: str, value: bytes, degraded: list[str]) -> None:
+    async def _cache_set(self, key: str, value: bytes, degraded: list[str]) -> bool:
         try:
             await self._cache.set(key, value)
         except CacheUnavailable as exc:
             log.warning("cache set failed: %s", exc)
             degraded.append("cache")
+            return False
+        return True
 
 
 @contextlib.contextmanager
 def _stage(name: str, timings: dict[str, float], **attributes: Any) -> Iterator[Any]:
     """Time one stage into ``timings`` and trace it as a span ``search.<name>``."""
     started = time.perf_counter()
-    with tracer.start_as_current_span(f"search.{name}", attributes=attributes) as span:
+    with tracing.span(f"search.{name}", attributes) as span:
         try:
             yield span
         finally:
             timings[name] = timings.get(name, 0.0) + _ms(started)
+
+
+def _copy(resp: SearchResponse) -> SearchResponse:
+    """A kept answer's copy to hand out (or to keep): its own fields and list of results, so the
+    kept one never changes; the results themselves are shared and only read."""
+    return resp.model_copy(update={"results": list(resp.results)})
 
 
 def _check_override_bounds(overrides: dict[str, Any], s: RetrievalSettings) -> None:
