@@ -54,6 +54,9 @@ def test_bench_over_grpc_reports_every_figure_without_errors(tmp_path: Path) -> 
         assert _is_timing(miss) and _is_timing(hit)
         assert level["ratios"]["grpc_miss_p50_over_torch_encode"] > 0
         assert level["ratios"]["misses_per_s_over_torch_encode_rate"] > 0
+        floor = level["transport_floor"]  # gRPC alone, answering a real answer: every call a "hit"
+        assert floor["completed"] == 10 and floor["errors"] == 0 and floor["cache_hits"] == 10
+        assert _is_timing(floor) and level["hit_p50_over_floor"] > 0 and level["hits_per_s_over_floor"] > 0
 
     assert run["server"]["max_rss_mb"] > 0 and out["memory"]["bench_max_rss_mb"] > 0
     assert (stores / backend).is_dir()  # the child's store, where it was told to keep it

@@ -10,11 +10,14 @@ is timed, and so is the delay from an ingest's acknowledgement to the document b
 
 Baselines come from the same run, in this process (baselines.py): torch fp32 encoding queries one
 at a time and the documents in batches, and each backend's own raw query and chunk encode. In
-process, the four paths of one search are also timed apart (paths.py).
+process, the four paths of one search are also timed apart (paths.py). Through gRPC, the same
+caller also drives an echo server (echo.py: gRPC alone, answering a captured real answer) at each
+concurrency: the transport's own floor, which cache hits are compared with.
 
 Figures: ``baseline_torch``, then ``backends.<backend>`` with ``raw`` (its encoder alone),
-``ingest`` (with ``visibility``), ``load.<N>.{miss,hit,ratios}``, and ``server`` (a child's
-readiness time and peak memory) or ``inprocess_paths``; ``memory`` is this process's peak.
+``ingest`` (with ``visibility``), ``load.<N>.{miss,hit,ratios}`` (through gRPC also
+``transport_floor`` and the hits' ratios to it), and ``server`` (a child's readiness time and peak
+memory) or ``inprocess_paths``; ``memory`` is this process's peak.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from knowledge_service.models.registry import DENSE
 from knowledge_service.pipelines.evaluation.datasets import BeirDataset
 from knowledge_service.schemas.search import Mode
 from knowledge_service.tools import baselines
+from knowledge_service.tools.echo import echo_server
 from knowledge_service.tools.feed import corpus_documents, ingest_corpus, searchable_after_ack
 from knowledge_service.tools.load import Caller, GrpcCaller, HttpCaller, InProcessCaller, QueryTexts, drive
 from knowledge_service.tools.paths import inprocess_paths, ratio
@@ -183,10 +187,36 @@ class _Run:
             )
             try:
                 figures = await self.exercise(caller, namespace, levels, corpus, texts)
+                if isinstance(caller, GrpcCaller):
+                    await self.transport_floor(caller, namespace, figures["load"], texts)
             finally:
                 await caller.aclose()
             figures["server"] = {"pid": child.pid, "ready_s": child.ready_s, "max_rss_mb": child.max_rss_mb()}
             return figures
+
+    async def transport_floor(
+        self, caller: GrpcCaller, namespace: str, load: dict[str, Any], texts: QueryTexts
+    ) -> None:
+        """At each concurrency, the same caller against gRPC alone (echo.py) answering a real
+        answer of this run; ``hit_*_over_floor`` compare the served hits with it."""
+        query = texts.take(1)[0]
+        await caller.search(namespace, query, self.mode)
+        answer = await caller.answer(namespace, query, self.mode)  # a cache hit, as it travels
+        with tempfile.TemporaryDirectory(prefix="knowledge-echo-") as tmp:
+            async with echo_server(answer, Path(tmp)) as target:
+                echo = GrpcCaller(target)
+                try:
+                    await drive(echo, namespace, self.mode, texts.take(WARM_UP), 1)
+                    for level, figures in load.items():
+                        floor = (
+                            await drive(echo, namespace, self.mode, texts.take(self.n), int(level))
+                        ).summary()
+                        hit = figures["hit"]
+                        figures["transport_floor"] = floor
+                        figures["hit_p50_over_floor"] = ratio(hit.get("median_ms"), floor.get("median_ms"))
+                        figures["hits_per_s_over_floor"] = ratio(hit["per_s"], floor["per_s"])
+                finally:
+                    await echo.aclose()
 
     async def exercise(
         self,

@@ -75,6 +75,12 @@ class GrpcCaller:
         resp = await self._stub.Search(req, timeout=CALL_TIMEOUT_S)
         return Searched(resp.cache_hit, [h.doc_id for h in resp.results])
 
+    async def answer(self, namespace: str, query: str, mode: Mode) -> bytes:
+        """The served answer to ``query`` as it came on the wire (for the echo floor, echo.py)."""
+        req = pb.SearchRequest(namespace=namespace, query=query, mode=_MODES[mode])
+        resp = await self._stub.Search(req, timeout=CALL_TIMEOUT_S)
+        return bytes(resp.SerializeToString())
+
     async def ingest(self, namespace: str, docs: list[dict[str, Any]]) -> list[tuple[str, int]]:
         documents = [
             pb.Document(id=d["id"], text=d["text"], **({"title": d["title"]} if d.get("title") else {}))
