@@ -19,6 +19,7 @@ DENSE = "dense"
 SPARSE = "bm25"
 
 
+@functools.lru_cache(maxsize=16_384)  # a search reads the live generation of each document it found
 def doc_point_id(namespace: str, doc_id: str) -> str:
     return str(uuid.uuid5(_IDS, f"doc\x00{namespace}\x00{doc_id}"))
 
