@@ -5,8 +5,9 @@ ingest or delete makes older entries unreachable at once (they age out by TTL; n
 that fails or is slow raises CacheUnavailable; the core then serves uncached and says so.
 
 In front of either cache, :class:`DecodedAnswers` keeps the most recent answers decoded, under
-the same keys and TTL: a repeated search skips the cache's round trip and the JSON decode. What
-it holds is exactly what the cache holds, so it is never staler than the cache.
+the same keys and TTL: a repeated search skips the cache's round trip and the JSON decode. It
+holds only answers the cache was given or gave back, under keys that carry the index version, so
+it is never staler than the cache (it may still answer after the cache has evicted one).
 """
 
 from __future__ import annotations

@@ -70,16 +70,17 @@ class GrpcCaller:
         self._channel = grpc.aio.insecure_channel(target, options=options)
         self._stub = pb_grpc.KnowledgeServiceStub(self._channel)
 
-    async def search(self, namespace: str, query: str, mode: Mode) -> Searched:
+    async def _search(self, namespace: str, query: str, mode: Mode) -> pb.SearchResponse:
         req = pb.SearchRequest(namespace=namespace, query=query, mode=_MODES[mode])
-        resp = await self._stub.Search(req, timeout=CALL_TIMEOUT_S)
+        return await self._stub.Search(req, timeout=CALL_TIMEOUT_S)
+
+    async def search(self, namespace: str, query: str, mode: Mode) -> Searched:
+        resp = await self._search(namespace, query, mode)
         return Searched(resp.cache_hit, [h.doc_id for h in resp.results])
 
     async def answer(self, namespace: str, query: str, mode: Mode) -> bytes:
         """The served answer to ``query`` as it came on the wire (for the echo floor, echo.py)."""
-        req = pb.SearchRequest(namespace=namespace, query=query, mode=_MODES[mode])
-        resp = await self._stub.Search(req, timeout=CALL_TIMEOUT_S)
-        return bytes(resp.SerializeToString())
+        return bytes((await self._search(namespace, query, mode)).SerializeToString())
 
     async def ingest(self, namespace: str, docs: list[dict[str, Any]]) -> list[tuple[str, int]]:
         documents = [

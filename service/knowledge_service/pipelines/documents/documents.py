@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from knowledge_service.core.errors import NotFound
+from knowledge_service.ops import tracing
 from knowledge_service.ops.admission import Gate
 from knowledge_service.ops.metrics import Metrics
-from knowledge_service.ops.tracing import tracer
 from knowledge_service.pipelines.documents import delete
 from knowledge_service.pipelines.documents.ingest import Ingester
 from knowledge_service.pipelines.documents.writes import Writes
@@ -47,9 +47,7 @@ class Documents:
 
     async def ingest(self, req: IngestRequest) -> IngestResponse:
         async with self._gate.enter():
-            with tracer.start_as_current_span(
-                "ingest", attributes={"namespace": req.namespace, "documents": len(req.documents)}
-            ):
+            with tracing.span("ingest", {"namespace": req.namespace, "documents": len(req.documents)}):
                 resp = await self._ingester.ingest(req)
         for r in resp.results:
             self._metrics.ingested.labels(r.status).inc()

@@ -50,7 +50,7 @@ class Searcher:
         metrics: Metrics,
         models_key: list[object],
         cache_max_entry_bytes: int,
-        decoded: DecodedAnswers[SearchResponse] | None = None,
+        decoded: DecodedAnswers[SearchResponse],
     ) -> None:
         self._profiles = profiles
         self._store = store
@@ -62,7 +62,7 @@ class Searcher:
         self._metrics = metrics
         self._models_key = models_key
         self._cache_max_entry_bytes = cache_max_entry_bytes
-        self._decoded: DecodedAnswers[SearchResponse] = decoded or DecodedAnswers(0, 1)
+        self._decoded = decoded
 
     @property
     def limit(self) -> int:
