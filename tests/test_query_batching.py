@@ -34,8 +34,14 @@ class Recording(DenseModel):
         self.gate.set()
         self.busy = threading.Event()  # set while a batch is inside the model
         self.fail: BaseException | None = None
+        self._lock = threading.Lock()
+        self.inside = 0  # batches inside the model now, and at most so far
+        self.most_inside = 0
 
     def encode(self, texts: list[str]) -> list[list[float]]:
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
         self.busy.set()
         try:
             self.gate.wait()
@@ -44,7 +50,10 @@ class Recording(DenseModel):
                 raise self.fail
             return self._model.encode(texts)
         finally:
-            self.busy.clear()
+            with self._lock:
+                self.inside -= 1
+                if not self.inside:
+                    self.busy.clear()
 
     def tokenizer(self):  # type: ignore[no-untyped-def]
         return self._model.tokenizer()
@@ -60,10 +69,13 @@ def model(torch_encoder: DenseModel) -> Iterator[Recording]:
 class Batcher(MicroBatcher[str, list[float]]):
     """Query encodes batched on a model thread, as the core builds them."""
 
-    def __init__(self, model: DenseModel, *, window_ms: float, max_batch: int) -> None:
-        self.worker = Worker("test-model")
+    def __init__(self, model: DenseModel, *, window_ms: float, max_batch: int, parallel: int = 1) -> None:
+        self.worker = Worker("test-model", threads=parallel)
         super().__init__(
-            lambda texts: self.worker.run(model.encode, texts), max_batch=max_batch, window_ms=window_ms
+            lambda texts: self.worker.run(model.encode, texts),
+            max_batch=max_batch,
+            window_ms=window_ms,
+            parallel=parallel,
         )
 
     def close(self) -> None:
@@ -175,16 +187,59 @@ async def test_a_cancelled_caller_is_dropped_from_its_batch(model: Recording) ->
     assert model.batches == [1, 1]  # the cancelled query was never encoded
 
 
+async def test_unbatchable_queries_run_side_by_side_up_to_the_slots_each_encoded_alone(
+    dense_encoder: DenseModel,
+) -> None:
+    model = Recording(dense_encoder)
+    batcher = Batcher(model, window_ms=0, max_batch=1, parallel=2)
+    try:
+        model.gate.clear()  # hold the model: the first two queries enter it, the rest queue
+        tasks = [asyncio.ensure_future(batcher.submit(q)) for q in QUERIES[:6]]
+        await _when(lambda: model.inside == 2)
+        assert batcher.queued() == 4  # no third slot
+        model.gate.set()
+        vectors = await asyncio.gather(*tasks)
+    finally:
+        model.gate.set()
+        batcher.close()
+    assert model.batches == [1] * 6 and model.most_inside == 2
+    alone = [dense_encoder.encode([q])[0] for q in QUERIES[:6]]
+    assert np.abs(np.array(vectors) - np.array(alone)).max() < 1e-6  # side by side changes nothing
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+async def test_a_query_sent_as_the_last_batch_ends_is_run(model: Recording, parallel: int) -> None:
+    batcher = Batcher(model, window_ms=0, max_batch=1, parallel=parallel)
+
+    async def one_after_another() -> None:  # each query is sent the moment the one before is answered
+        for q in QUERIES[:5]:
+            await batcher.submit(q)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(one_after_another() for _ in range(parallel))), timeout=10)
+    finally:
+        batcher.close()
+    assert len(model.batches) == 5 * parallel
+
+
 async def test_queries_of_a_model_whose_vectors_depend_on_the_batch_are_encoded_alone(
     settings: Settings, dense_encoder: DenseModel, torch_encoder: DenseModel
 ) -> None:
+    import os
+
     assert not dense_encoder.batch_invariant  # the shipped default: dynamic int8
-    for model, expected in ((dense_encoder, 1), (torch_encoder, settings.query_batch_max)):
+    cores = len(os.sched_getaffinity(0))
+    for model, batch, parallel in ((dense_encoder, 1, cores), (torch_encoder, settings.query_batch_max, 1)):
         core = await Knowledge.open(settings, dense=model)
         try:
-            assert core.queries.max_batch == expected
+            assert (core.queries.max_batch, core.queries.parallel) == (batch, parallel)
         finally:
             await core.close()
+    core = await Knowledge.open(settings.model_copy(update={"query_encode_parallel": 3}), dense=dense_encoder)
+    try:
+        assert core.queries.parallel == 3  # the operator's setting wins
+    finally:
+        await core.close()
 
 
 async def test_concurrent_searches_share_engine_batches_and_get_their_own_answers(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 from knowledge_service.core.batching import MicroBatcher
 from knowledge_service.core.config import Settings
@@ -36,6 +37,11 @@ from knowledge_service.storage.runner import AsyncMeta, AsyncStore, StoreRunner
 log = logging.getLogger(__name__)
 
 MAINTAIN_EVERY_S = 5.0
+
+
+def _cores() -> int:
+    """CPUs this process may run on (its affinity, so a pinned container counts its own)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def index_params(settings: Settings, dense: DenseModel) -> list[object]:
@@ -77,14 +83,16 @@ class Knowledge:
         self.runner = StoreRunner(s.store_workers)  # every store call goes through it
         self.store = AsyncStore(stores[0], self.runner, max_batch=s.query_batch_max)
         self._meta = AsyncMeta(stores[1], self.runner)
-        self._query_worker = Worker("query-model")
-        self._rerank_worker = Worker("rerank-model")
         # Concurrent queries share forward passes, except where a vector would depend on its
-        # batch-mates (dynamic int8): those are encoded one at a time.
+        # batch-mates (dynamic int8): those are encoded alone, side by side to fill the cores.
+        parallel = s.query_encode_parallel or (1 if dense.batch_invariant else _cores())
+        self._query_worker = Worker("query-model", threads=parallel)
+        self._rerank_worker = Worker("rerank-model")
         self.queries: MicroBatcher[str, list[float]] = MicroBatcher(
             lambda texts: self._query_worker.run(dense.encode, texts),
             max_batch=s.query_batch_max if dense.batch_invariant else 1,
             window_ms=s.query_batch_window_ms,
+            parallel=parallel,
         )
         self._ingest_worker = Worker("ingest-model")
         self.keys = KeyRing.from_settings(s)

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     query_batch_window_ms: float = Field(
         1.0, ge=0, le=100, description="Under load, how long a query waits for others to share its batch."
     )
+    query_encode_parallel: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Query encodes run side by side, at most; 0 = one per core for a backend whose "
+        "queries are encoded alone (onnx-int8), else 1 (batches fill the cores).",
+    )
     rerank_model: str | None = Field(None, description="CrossEncoder name or path; unset = no reranking.")
     rerank_backend: Backend = Field("onnx", description="What runs the reranker: torch, onnx or onnx-int8.")
     rerank_budget_ms: int = Field(
