@@ -48,6 +48,13 @@ def test_fp32_onnx_gives_the_torch_vectors(encoders: dict[str, DenseModel]) -> N
     assert np.abs(torch_v - onnx_v).max() < 1e-4
 
 
+def test_batches_are_made_longest_first_and_vectors_come_back_in_order(shared_dirs: tuple[Path, ...]) -> None:
+    model = OnnxEncoder(SPEC, backend="onnx", models_dirs=list(shared_dirs), batch_size=2)
+    texts = [PASSAGES[3], QUERIES[2], PASSAGES[1], QUERIES[0], PASSAGES[0]]  # lengths out of order
+    alone = np.array([model.encode([t])[0] for t in texts])
+    assert np.abs(np.array(model.encode(texts)) - alone).max() < 1e-5  # three batches, each text in its place
+
+
 def test_int8_vectors_stay_close_and_rank_the_same(encoders: dict[str, DenseModel]) -> None:
     torch_q, int8_q = (np.array(encoders[b].encode(QUERIES)) for b in ("torch", "onnx-int8"))
     torch_p, int8_p = (np.array(encoders[b].encode(PASSAGES)) for b in ("torch", "onnx-int8"))
