@@ -121,9 +121,10 @@ def test_eval_on_a_beir_folder_reuses_its_namespace(tmp_path: Path, env: dict[st
     paths = run["inprocess_paths"]  # the corpus, and the probe documents of the visibility figure
     assert figures["queries"] == paths["queries"] == 10 and paths["points"] == 4 + PROBES
     assert run["ingest"]["statuses"] == {"created": 4}
-    for path in ("engine", "encode", "search_miss", "search_hit"):
+    for path in ("engine", "encode", "encode_then_engine", "search_miss", "search_hit"):
         assert 0 < paths[path]["median_ms"] <= paths[path]["p99_ms"]
     assert paths["inprocess_miss_over_encode_plus_engine"] > 0
+    assert paths["inprocess_miss_over_encode_then_engine"] > 0
 
     missing = runner.invoke(app, ["eval", "--dataset", str(beir), "--split", "dev"], env=env)
     assert missing.exit_code == 2 and "test" in missing.output  # names the splits that exist

@@ -154,6 +154,9 @@ def _add_ratios(figures: dict[str, Any], torch: dict[str, Any], transport: str) 
     if paths:
         base = paths["encode"]["median_ms"] + paths["engine"]["median_ms"]
         paths["inprocess_miss_over_encode_plus_engine"] = ratio(paths["search_miss"]["median_ms"], base)
+        paths["inprocess_miss_over_encode_then_engine"] = ratio(
+            paths["search_miss"]["median_ms"], paths["encode_then_engine"]["median_ms"]
+        )
 
 
 @dataclasses.dataclass
