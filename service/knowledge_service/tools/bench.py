@@ -10,7 +10,7 @@ is timed, and so is the delay from an ingest's acknowledgement to the document b
 
 Baselines come from the same run, in this process (baselines.py): torch fp32 encoding queries one
 at a time and the documents in batches, and each backend's own raw query and chunk encode. In
-process, the four paths of one search are also timed apart (paths.py). Through gRPC, the same
+process, the paths of one search are also timed apart (paths.py). Through gRPC, the same
 caller also drives an echo server (echo.py: gRPC alone, answering a captured real answer) at each
 concurrency: the transport's own floor, which cache hits are compared with.
 

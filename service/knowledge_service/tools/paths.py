@@ -1,4 +1,4 @@
-"""The four paths of one search timed apart, in process: where a cache miss's time goes.
+"""The paths of one search timed apart, in process: where a cache miss's time goes.
 
 ``engine``: the fused Qdrant query alone, vectors precomputed (the baseline); ``encode``: query
 embedding + BM25; ``encode_then_engine``: the two in turn for each query, on one thread, which is
@@ -33,8 +33,8 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 async def inprocess_paths(core: Knowledge, ns: str, queries: list[str], mode: Mode) -> dict[str, Any]:
-    """The four paths of a search timed apart, each query in turn: engine alone, encode alone,
-    whole search on a miss, then on a hit."""
+    """The paths of a search timed apart, each query in turn: engine alone, encode alone, the two
+    in turn, whole search on a miss, then on a hit."""
     reqs = [SearchRequest(namespace=ns, query=q, mode=mode) for q in queries]
     defaults = core.registry.resolve(ns, None).settings
     timings: dict[str, list[float]] = {
