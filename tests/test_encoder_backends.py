@@ -55,6 +55,15 @@ def test_batches_are_made_longest_first_and_vectors_come_back_in_order(shared_di
     assert np.abs(np.array(model.encode(texts)) - alone).max() < 1e-5  # three batches, each text in its place
 
 
+def test_an_int8_vector_does_not_depend_on_the_texts_encoded_with_it(encoders: dict[str, DenseModel]) -> None:
+    model = encoders["onnx-int8"]
+    texts = PASSAGES + QUERIES
+    together = np.array(model.encode(texts))
+    alone = np.array([model.encode([t])[0] for t in texts])
+    reversed_ = np.array(model.encode(texts[::-1])[::-1])
+    assert np.abs(together - alone).max() < 1e-6 and np.abs(reversed_ - alone).max() < 1e-6
+
+
 def test_int8_vectors_stay_close_and_rank_the_same(encoders: dict[str, DenseModel]) -> None:
     torch_q, int8_q = (np.array(encoders[b].encode(QUERIES)) for b in ("torch", "onnx-int8"))
     torch_p, int8_p = (np.array(encoders[b].encode(PASSAGES)) for b in ("torch", "onnx-int8"))

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 
 from knowledge_service.core.batching import MicroBatcher
 from knowledge_service.core.config import Settings
-from knowledge_service.core.threads import Worker
+from knowledge_service.core.threads import Worker, cores
 from knowledge_service.models.base import DenseModel, RerankModel, model_slug
 from knowledge_service.models.chunker import Chunker
 from knowledge_service.models.registry import Options, load_dense, load_reranker, load_sparse
@@ -37,11 +36,6 @@ from knowledge_service.storage.runner import AsyncMeta, AsyncStore, StoreRunner
 log = logging.getLogger(__name__)
 
 MAINTAIN_EVERY_S = 5.0
-
-
-def _cores() -> int:
-    """CPUs this process may run on (its affinity, so a pinned container counts its own)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def index_params(settings: Settings, dense: DenseModel) -> list[object]:
@@ -85,7 +79,7 @@ class Knowledge:
         self._meta = AsyncMeta(stores[1], self.runner)
         # Concurrent queries share forward passes, except where a vector would depend on its
         # batch-mates (dynamic int8): those are encoded alone, side by side to fill the cores.
-        parallel = s.query_encode_parallel or (1 if dense.batch_invariant else _cores())
+        parallel = s.query_encode_parallel or (1 if dense.batch_invariant else cores())
         self._query_worker = Worker("query-model", threads=parallel)
         self._rerank_worker = Worker("rerank-model")
         self.queries: MicroBatcher[str, list[float]] = MicroBatcher(
