@@ -21,12 +21,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # ONNX exports are made once per test session and shared by every core and server it starts.
 os.environ.setdefault("KNOWLEDGE_MODELS_DIR", tempfile.mkdtemp(prefix="knowledge-models-"))
 
+import hypothesis  # noqa: E402
+
 from harness import free_port, grpc_channel, serve_http, wait_until  # noqa: E402
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc  # noqa: E402
 from knowledge_service.app import Knowledge  # noqa: E402
 from knowledge_service.core.config import Settings  # noqa: E402
 from knowledge_service.models.base import DenseModel, resolve_model  # noqa: E402
 from knowledge_service.models.registry import Options, load_dense  # noqa: E402
+
+# Property tests: the same examples on every run of the suite, and nothing written to the repo;
+# HYPOTHESIS_PROFILE=deep searches far wider, with fresh random examples each time.
+hypothesis.settings.register_profile("suite", derandomize=True, database=None, deadline=None)
+hypothesis.settings.register_profile("deep", max_examples=2_000, database=None, deadline=None)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"

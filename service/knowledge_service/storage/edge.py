@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 import qdrant_edge as qe
 
 from knowledge_service.core.config import Settings
@@ -41,7 +42,11 @@ _INDEXES: dict[str, qe.KeywordIndexParams | qe.IntegerIndexParams] = {
 
 class EdgeDialect(FilterDialect):
     def eq(self, key: str, value: Any) -> Any:
-        return qe.FieldCondition(key, match=qe.MatchValue(value))
+        # Edge's binding reads a Python bool as an integer (True -> 1), so ``eq: true`` would match
+        # the number 1 and never a stored true; numpy's bool is not an int and stays a boolean.
+        return qe.FieldCondition(
+            key, match=qe.MatchValue(np.bool_(value) if isinstance(value, bool) else value)
+        )
 
     def any(self, key: str, values: list[Any]) -> Any:
         return qe.FieldCondition(key, match=qe.MatchAny(values))
