@@ -176,7 +176,10 @@ async def test_each_backend_selects_what_the_reference_reading_selects(any_core:
     await any_core.documents.ingest(IngestRequest(namespace="kb", documents=DOCS))
     store = any_core.stores[0]
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=settings.default.max_examples * 3 // 2,  # 150 in the suite
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(valid_filters)
     def selects(flt: Filter) -> None:
         try:

@@ -17,7 +17,12 @@ class Chunker:
         )
 
     def split(self, text: str) -> list[str]:
-        return [c for c in self._splitter.chunks(text) if c.strip()]
+        return [c for _, c in self.spans(text)]
+
+    def spans(self, text: str) -> list[tuple[int, str]]:
+        """Each chunk with its offset in ``text`` (characters): ``text[o : o + len(c)] == c``.
+        Chunks are trimmed, so only whitespace between them belongs to none."""
+        return [(o, c) for o, c in self._splitter.chunk_indices(text) if c.strip()]
 
 
 def passage_text(title: str | None, chunk: str) -> str:
