@@ -44,9 +44,8 @@ class EdgeDialect(FilterDialect):
     def eq(self, key: str, value: Any) -> Any:
         # Edge's binding reads a Python bool as an integer (True -> 1), so ``eq: true`` would match
         # the number 1 and never a stored true; numpy's bool is not an int and stays a boolean.
-        return qe.FieldCondition(
-            key, match=qe.MatchValue(np.bool_(value) if isinstance(value, bool) else value)
-        )
+        match = qe.MatchValue(np.bool_(value) if isinstance(value, bool) else value)  # type: ignore[arg-type]
+        return qe.FieldCondition(key, match=match)
 
     def any(self, key: str, values: list[Any]) -> Any:
         return qe.FieldCondition(key, match=qe.MatchAny(values))
