@@ -6,6 +6,7 @@ import builtins
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from knowledge_service.core.errors import InvalidArgument
 from knowledge_service.pipelines.profiles.registry import ProfileRegistry
 from knowledge_service.schemas.profiles import (
     NamespaceRef,
@@ -49,7 +50,8 @@ class Profiles:
 
     async def rollback(self, req: RollbackRequest) -> ProfileOut:
         """Make an earlier version's settings active again, as a new version."""
-        assert req.name is not None, "the door fills the name"
+        if req.name is None:  # HTTP takes it from the path; a gRPC request may leave it empty
+            raise InvalidArgument("name: say which profile to roll back", field="name")
         return await self._registry.rollback(req.name, req.version)
 
     def namespace_settings(self, ref: NamespaceRef) -> NamespaceSettings:
