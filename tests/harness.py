@@ -19,8 +19,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ import grpc
 import httpx
 import uvicorn
 
+from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
 from knowledge_service.doors.grpc.server import create_server, start_server, stop_server
 from knowledge_service.doors.http.app import create_app
@@ -254,3 +255,26 @@ class ServedProcess:
             self.proc.kill()
             self.proc.wait()
         self._reader.join(timeout=5)
+
+
+@contextmanager
+def served_child(data_dir: Path, **extra: str) -> Iterator[ServedProcess]:
+    """A ready ``knowledge serve`` child on ``data_dir`` (``serve_env``), stopped afterwards; for
+    module fixtures whose tests talk to it synchronously."""
+    proc = ServedProcess(serve_env(data_dir, **extra))
+    try:
+        asyncio.run(proc.ready())
+        yield proc
+    finally:
+        proc.stop()
+
+
+@asynccontextmanager
+async def opened(settings: Settings, **kwargs: Any) -> AsyncIterator[Knowledge]:
+    """A Knowledge core opened on ``settings`` (``dense=`` and the rest as for ``Knowledge.open``),
+    closed afterwards."""
+    core = await Knowledge.open(settings, **kwargs)
+    try:
+        yield core
+    finally:
+        await core.close()

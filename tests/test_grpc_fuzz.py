@@ -6,10 +6,8 @@ every refusal says why, and the server still answers afterwards."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -19,7 +17,7 @@ from google.protobuf import json_format, message, message_factory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import ServedProcess, serve_env
+from harness import ServedProcess, served_child
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 
@@ -120,13 +118,8 @@ def messages(draw: st.DrawFn, desc: D.Descriptor, depth: int = 0) -> message.Mes
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProcess]:
-    data: Path = tmp_path_factory.mktemp("fuzzed-grpc")
-    proc = ServedProcess(serve_env(data))
-    try:
-        asyncio.run(proc.ready())
+    with served_child(tmp_path_factory.mktemp("fuzzed-grpc")) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.mark.parametrize("rpc", [m.name for m in SERVICE.methods])

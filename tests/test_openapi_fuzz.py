@@ -6,9 +6,7 @@ EXAMPLES per operation in the suite, more under HYPOTHESIS_PROFILE=deep."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +16,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import negative_data_rejection, not_a_server_error, positive_data_acceptance
 
-from harness import ServedProcess, serve_env
+from harness import ServedProcess, served_child
 
 EXAMPLES = 20
 # Requests the spec allows that the service may still refuse (422, saying what to change): limits a
@@ -50,17 +48,12 @@ CHECKS = {
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProcess]:
-    data: Path = tmp_path_factory.mktemp("fuzzed")
-    proc = ServedProcess(serve_env(data))
-    try:
-        asyncio.run(proc.ready())
+    with served_child(tmp_path_factory.mktemp("fuzzed")) as proc:
         docs = [{"id": f"d{i}", "text": f"notes on topic {i}", "metadata": {"n": i}} for i in range(5)]
         httpx.post(
             f"{proc.url}/v1/namespaces/kb/documents", json={"documents": docs}, timeout=60
         ).raise_for_status()
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from harness import opened
 from knowledge_service.app import Knowledge
 from knowledge_service.core.batching import MicroBatcher
 from knowledge_service.core.config import Settings
@@ -230,16 +231,10 @@ async def test_queries_of_a_model_whose_vectors_depend_on_the_batch_are_encoded_
     assert not dense_encoder.batch_invariant  # the shipped default: dynamic int8
     cores = len(os.sched_getaffinity(0))
     for model, batch, parallel in ((dense_encoder, 1, cores), (torch_encoder, settings.query_batch_max, 1)):
-        core = await Knowledge.open(settings, dense=model)
-        try:
+        async with opened(settings, dense=model) as core:
             assert (core.queries.max_batch, core.queries.parallel) == (batch, parallel)
-        finally:
-            await core.close()
-    core = await Knowledge.open(settings.model_copy(update={"query_encode_parallel": 3}), dense=dense_encoder)
-    try:
+    async with opened(settings.model_copy(update={"query_encode_parallel": 3}), dense=dense_encoder) as core:
         assert core.queries.parallel == 3  # the operator's setting wins
-    finally:
-        await core.close()
 
 
 async def test_concurrent_searches_share_engine_batches_and_get_their_own_answers(
@@ -248,11 +243,8 @@ async def test_concurrent_searches_share_engine_batches_and_get_their_own_answer
     # A batch-invariant encoder releases concurrent searches together, so their engine queries meet
     # in the engine's batcher whatever the machine's speed. (The default int8 encoder takes queries
     # one at a time, so whether engine queries overlap behind it depends on encode and engine times.)
-    core = await Knowledge.open(settings, dense=torch_encoder)
-    try:
+    async with opened(settings, dense=torch_encoder) as core:
         await _share_engine_batches(core)
-    finally:
-        await core.close()
 
 
 async def _share_engine_batches(core: Knowledge) -> None:

@@ -38,7 +38,7 @@ class OnnxEncoder(DenseModel):
         # Dynamic quantisation scales activations per batch: measured here, a query's vector moves by
         # cosine 0.987 with the company it keeps. So every text of this backend is encoded alone,
         # side by side on the cores; alone is faster here too (SciFact chunks: 55-59/s against 40-45
-        # in batches of 32, and 70-75/s two at once).
+        # in batches of 32, and 70-89/s two at once).
         self.batch_invariant = backend == "onnx"
         self.dim = int(export.manifest["dim"])
         self.batch_size = batch_size if self.batch_invariant else 1
