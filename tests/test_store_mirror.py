@@ -4,8 +4,12 @@ value the write replaced."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from knowledge_service.app import Knowledge
 from knowledge_service.schemas.documents import IngestRequest
@@ -28,6 +32,22 @@ class CountingShard:
         return getattr(self._shard, name)
 
 
+def count_reads(store: EdgeStore, monkeypatch: pytest.MonkeyPatch) -> CountingShard:
+    """Every call the store lends its shard to goes through a counting proxy from now on."""
+    live = store._shard
+    lend = live.use
+    counting = CountingShard(None)
+
+    @contextlib.contextmanager
+    def use() -> Iterator[Any]:
+        with lend() as shard:
+            counting._shard = shard
+            yield counting
+
+    monkeypatch.setattr(live, "use", use)
+    return counting
+
+
 def test_a_read_that_a_write_overtakes_is_not_kept() -> None:
     mirror = Mirror(100)
 
@@ -41,13 +61,15 @@ def test_a_read_that_a_write_overtakes_is_not_kept() -> None:
     assert mirror.peek(["a", "b"]) == {"a": "new", "b": ABSENT}
 
 
-async def test_a_search_reads_versions_and_generations_from_the_mirror(core: Knowledge) -> None:
+async def test_a_search_reads_versions_and_generations_from_the_mirror(
+    core: Knowledge, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = core.stores[0]
     assert isinstance(store, EdgeStore)
     docs = [{"id": f"d{i}", "text": f"note {i} on the mirror of records"} for i in range(5)]
     await core.documents.ingest(IngestRequest(namespace="kb", documents=docs))
     await core.searcher.search(SearchRequest(namespace="kb", query="first search"))
-    shard = store.shard = CountingShard(store.shard)  # type: ignore[assignment]
+    shard = count_reads(store, monkeypatch)
     for i in range(3):
         resp = await core.searcher.search(SearchRequest(namespace="kb", query=f"note {i} records"))
         assert not resp.cache_hit and resp.results

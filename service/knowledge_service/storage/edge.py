@@ -2,8 +2,8 @@
 
 Edge facts this module is built around (see the README): one open shard per directory, so one
 process owns the store; queries hold the GIL; there is no background optimiser, so the service
-calls ``maintain()`` when writes have gone quiet, and optimisation blocks the process while it
-runs (it, too, holds the GIL).
+calls ``maintain()`` when writes have gone quiet. ``optimize()`` holds the GIL too, for minutes on
+a large shard, so it runs on a copy in a child process and the copy is swapped in (``shadow``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,8 @@ from knowledge_service.storage.points import (
     doc_point_id,
     ns_point_id,
 )
+from knowledge_service.storage.shadow import LiveShard
+from knowledge_service.storage.shards import ShardHome
 
 log = logging.getLogger(__name__)
 _INDEXES: dict[str, qe.KeywordIndexParams | qe.IntegerIndexParams] = {
@@ -84,7 +87,7 @@ class EdgeStore(Store):
     backend = "edge"
 
     def __init__(self, settings: Settings, *, dim: int, model: str) -> None:
-        self.path = settings.edge_path / f"{settings.qdrant_collection_prefix}_{model}_{dim}"
+        home = ShardHome(settings.edge_path, f"{settings.qdrant_collection_prefix}_{model}_{dim}")
         self.f = EdgeDialect()
         self._lock = threading.Lock()
         self._idle_s = settings.optimize_idle_s
@@ -94,23 +97,34 @@ class EdgeStore(Store):
         # what searches read on every call: index versions and documents' live generations
         self._versions = Mirror(MIRRORED_NAMESPACES)
         self._generations = Mirror(MIRRORED_DOCS)
-        self.shard = self._open(dim)
+        self._shard = LiveShard(home, self._open(home.current(), dim))
+        self._unoptimised = self._unindexed()  # what an earlier process left to optimise
 
-    def _open(self, dim: int) -> qe.EdgeShard:
+    @property
+    def path(self) -> Path:
+        return self._shard.path
+
+    @property
+    def shard(self) -> qe.EdgeShard:
+        """The live shard (calls borrow it through ``self._shard.use()``)."""
+        return self._shard.current
+
+    @staticmethod
+    def _open(path: Path, dim: int) -> qe.EdgeShard:
         try:
-            if self.path.exists() and any(self.path.iterdir()):
-                shard = qe.EdgeShard.load(str(self.path))
+            if path.exists() and any(path.iterdir()):
+                shard = qe.EdgeShard.load(str(path))
             else:
                 config = qe.EdgeConfig(
                     vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
                     sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
                 )
-                self.path.mkdir(parents=True, exist_ok=True)
-                shard = qe.EdgeShard.create(str(self.path), config)
+                path.mkdir(parents=True, exist_ok=True)
+                shard = qe.EdgeShard.create(str(path), config)
         except Exception as exc:
             if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
                 raise StoreBusy(
-                    f"the store at {self.path} is open in another process (a running service?); "
+                    f"the store at {path} is open in another process (a running service?); "
                     "stop it or talk to it instead"
                 ) from exc
             raise
@@ -123,14 +137,17 @@ class EdgeStore(Store):
     # ------------------------------------------------------------------ queries
 
     def query(self, plan: QueryPlan) -> list[Hit]:
-        return _hits(self.shard.query(self._request(plan)))
+        request = self._request(plan)
+        with self._shard.use() as shard:
+            return _hits(shard.query(request))
 
     def query_many(self, plans: list[QueryPlan]) -> list[list[Hit]]:
         """One planned batch: the queries share a pass over the segments (``query_batch``)."""
         if len(plans) == 1:
             return [self.query(plans[0])]
         batch = qe.QueryBatchRequest([self._request(p) for p in plans])
-        return [_hits(points) for points in self.shard.query_batch(batch)]
+        with self._shard.use() as shard:
+            return [_hits(points) for points in shard.query_batch(batch)]
 
     def _request(self, plan: QueryPlan) -> qe.QueryRequest:
         f = self.f
@@ -156,7 +173,8 @@ class EdgeStore(Store):
         )
 
     def ping(self) -> None:
-        self.shard.info()
+        with self._shard.use() as shard:
+            shard.info()
 
     # ------------------------------------------------------------------ mirrored reads
 
@@ -181,7 +199,8 @@ class EdgeStore(Store):
 
     def _field(self, ids: list[str], name: str, kind: str | None = None) -> dict[str, Any]:
         point_ids: list[Any] = list(ids)
-        records = self.shard.retrieve(point_ids, with_payload=True, with_vector=False)
+        with self._shard.use() as shard:
+            records = shard.retrieve(point_ids, with_payload=True, with_vector=False)
         return {
             str(r.id): r.payload[name]
             for r in records
@@ -192,19 +211,23 @@ class EdgeStore(Store):
 
     def _retrieve(self, ids: list[str]) -> list[dict[str, Any]]:
         point_ids: list[Any] = list(ids)  # (the stubs' list type is invariant)
-        records = self.shard.retrieve(point_ids, with_payload=True, with_vector=False)
+        with self._shard.use() as shard:
+            records = shard.retrieve(point_ids, with_payload=True, with_vector=False)
         return [r.payload for r in records if r.payload]
 
     def _scroll(
         self, flt: Any, limit: int, offset: Any, fields: list[str] | bool
     ) -> tuple[list[dict[str, Any]], Any]:
-        records, next_offset = self.shard.scroll(
-            qe.ScrollRequest(filter=flt, limit=limit, offset=offset, with_payload=fields, with_vector=False)
+        request = qe.ScrollRequest(
+            filter=flt, limit=limit, offset=offset, with_payload=fields, with_vector=False
         )
+        with self._shard.use() as shard:
+            records, next_offset = shard.scroll(request)
         return [r.payload for r in records if r.payload], next_offset
 
     def _count(self, flt: Any) -> int:
-        return self.shard.count(qe.CountRequest(filter=flt, exact=True))
+        with self._shard.use() as shard:
+            return shard.count(qe.CountRequest(filter=flt, exact=True))
 
     def upsert_chunks(self, points: list[ChunkPoint]) -> None:
         self._update(
@@ -238,7 +261,7 @@ class EdgeStore(Store):
         for mirror in mirrors:
             mirror.invalidate(touched)
         try:
-            self.shard.update(op)
+            self._shard.update(op, points)
         finally:
             for mirror in mirrors:
                 mirror.invalidate(touched)
@@ -248,7 +271,16 @@ class EdgeStore(Store):
 
     # ------------------------------------------------------------------ upkeep
 
+    def _unindexed(self) -> int:
+        """Chunks whose dense vector is in no index yet (each chunk has a dense and a sparse
+        vector, and a sparse vector is indexed as it lands). Segments too small for Edge to index
+        (a few thousand chunks) stay in this count after optimisation; they are searched exactly."""
+        chunks = self._count(self.f.group(must=[self.f.eq("kind", "chunk")]))
+        return max(0, 2 * chunks - (self.shard.info().indexed_vectors_count or 0))
+
     def maintain(self) -> bool:
+        """Optimise the index when writes have gone quiet and enough points are unindexed: on a
+        copy, in a child process, then swapped in (see ``shadow``). Returns whether it swapped."""
         with self._lock:
             due = (
                 self._idle_s > 0
@@ -257,12 +289,15 @@ class EdgeStore(Store):
             )
             if not due:
                 return False
-            self._unoptimised = 0
-        started = time.monotonic()
-        changed = self.shard.optimize()
-        log.info("edge optimise took %.1fs (changed=%s)", time.monotonic() - started, changed)
-        return True
+            pending, self._unoptimised = self._unoptimised, 0
+        swapped = False
+        try:
+            swapped = self._shard.optimise()
+        finally:
+            if not swapped:
+                with self._lock:
+                    self._unoptimised += pending  # not done: due again at the next quiet spell
+        return swapped
 
     def close(self) -> None:
-        self.shard.flush()
-        self.shard.close()
+        self._shard.close()
