@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.harness import opened, wait_until
 
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
@@ -25,13 +26,12 @@ from knowledge_service.schemas.search import SearchRequest
 from knowledge_service.storage import shadow
 from knowledge_service.storage.edge import EdgeStore
 from knowledge_service.storage.points import ChunkPoint
-from tests.harness import opened, wait_until
 
 DIM = 8
 
 
 def docs(prefix: str, n: int) -> list[dict[str, str]]:
-    return [{"id": f"{prefix}{i}", "text": f"{prefix} note {i} about shadow copies and swaps"} for i in range(n)]
+    return [{"id": f"{prefix}{i}", "text": f"{prefix} note {i} on shadow copies and swaps"} for i in range(n)]
 
 
 def shard_dirs(settings: Settings) -> list[str]:
