@@ -46,6 +46,7 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
+from knowledge_service.core.errors import InvalidArgument
 from knowledge_service.schemas.search import SearchRequest
 
 M = TypeVar("M", bound=BaseModel)
@@ -66,8 +67,12 @@ _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def to_model(model: type[M], msg: Message) -> M:
-    """A request message as its schema model (ValidationError names the field)."""
-    data = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    """A request message as its schema model (ValidationError names the field; a Struct holding a
+    number JSON cannot carry is InvalidArgument)."""
+    try:
+        data = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    except json_format.SerializeToJsonError as exc:  # NaN or an infinity inside a Struct or Value
+        raise InvalidArgument(f"{exc}; numbers in metadata, filters and overrides must be finite") from None
     return model.model_validate(inbound(msg.DESCRIPTOR, data, msg))
 
 
