@@ -99,6 +99,7 @@ class EdgeStore(Store):
         self._generations = Mirror(MIRRORED_DOCS)
         self._shard = LiveShard(home, self._open(home.current(), dim))
         self._unoptimised = self._unindexed()  # what an earlier process left to optimise
+        self._chunk_namespaces = self._namespaces_with_chunks()
 
     @property
     def path(self) -> Path:
@@ -152,7 +153,12 @@ class EdgeStore(Store):
     def _request(self, plan: QueryPlan) -> qe.QueryRequest:
         f = self.f
         scope = f.scope(plan.namespace, "chunk", plan.filter)
-        idf = qe.SearchParams(idf=qe.IdfParams(corpus=f.scope(plan.namespace, "chunk")))
+        # IDF over the namespace's own chunks; when the shard holds no other namespace's chunks,
+        # that corpus is every point with a sparse vector, which is the engine's own IDF: the
+        # same numbers without the per-query count over a filter (most of a BM25 query's cost at
+        # 100k chunks: 17 of 19.5 ms)
+        shared = len(self._chunk_namespaces - {plan.namespace}) > 0
+        idf = qe.SearchParams(idf=qe.IdfParams(corpus=f.scope(plan.namespace, "chunk"))) if shared else None
         dense = qe.Query.Nearest(plan.dense, using=DENSE) if plan.dense is not None else None
         sparse = qe.Query.Nearest(qe.SparseVector(plan.sparse_indices, plan.sparse_values), using=SPARSE)
         if plan.mode == "dense":
@@ -175,6 +181,15 @@ class EdgeStore(Store):
     def ping(self) -> None:
         with self._shard.use() as shard:
             shard.info()
+
+    def _namespaces_with_chunks(self) -> set[str]:
+        """Namespaces with chunks in the shard: two at most, which is all ``_request`` asks. Kept
+        up to date by ``upsert_chunks``; deletes leave it as it is (one too many is still right)."""
+        request = qe.FacetRequest(
+            "namespace", limit=2, filter=self.f.group(must=[self.f.eq("kind", "chunk")])
+        )
+        with self._shard.use() as shard:
+            return {str(hit.value) for hit in shard.facet(request).hits}
 
     # ------------------------------------------------------------------ mirrored reads
 
@@ -230,6 +245,7 @@ class EdgeStore(Store):
             return shard.count(qe.CountRequest(filter=flt, exact=True))
 
     def upsert_chunks(self, points: list[ChunkPoint]) -> None:
+        self._chunk_namespaces.update(p.payload["namespace"] for p in points)  # before they land
         self._update(
             qe.UpdateOperation.upsert_points(
                 [
