@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -288,6 +289,62 @@ def bench(
             data_dir=data_dir,
         )
         typer.echo(json.dumps(asyncio.run(figures)))
+    except (KnowledgeError, ValueError, RuntimeError) as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def scale(
+    dataset: Annotated[Path, typer.Option(exists=True, file_okay=False, help="BEIR-layout folder.")],
+    split: Annotated[str, typer.Option(help="qrels split whose queries are used")] = "test",
+    size: Annotated[
+        list[int] | None, typer.Option(min=100, help="synthetic corpus sizes in chunks; repeatable")
+    ] = None,
+    queries: Annotated[int, typer.Option(min=10, help="queries per timed phase")] = 200,
+    concurrency: Annotated[int, typer.Option(min=1, max=1024, help="clients of the second phase")] = 16,
+    optimise: Annotated[bool, typer.Option(help="also time serving while and after optimising")] = True,
+    data_dir: Annotated[
+        Path | None, typer.Option(file_okay=False, help="keep the stores here (default: a temp folder)")
+    ] = None,
+) -> None:
+    """Search cost against corpus size (a synthetic corpus from the collection's vocabulary), the
+    BM25 leg against rank-bm25, and the longest wait of /healthz and search while the index is
+    optimised."""
+    from knowledge_service.pipelines.evaluation.datasets import load_beir
+    from knowledge_service.tools.scale import run_scale
+
+    try:
+        data = load_beir(dataset, split)
+        with tempfile.TemporaryDirectory(prefix="knowledge-scale-") as tmp:
+            root = (data_dir or Path(tmp)).resolve()
+            figures = run_scale(
+                Settings(), data, size or [10_000, 100_000], queries, concurrency, root, optimise=optimise
+            )
+            typer.echo(json.dumps(asyncio.run(figures)))
+    except (KnowledgeError, ValueError, RuntimeError) as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def soak(
+    dataset: Annotated[Path, typer.Option(exists=True, file_okay=False, help="BEIR-layout folder.")],
+    split: Annotated[str, typer.Option(help="qrels split whose queries are used")] = "test",
+    minutes: Annotated[float, typer.Option(min=0.5, max=240, help="how long the soak runs")] = 10,
+    docs: Annotated[int, typer.Option(min=1, help="documents ingested before the clock starts")] = 300,
+    data_dir: Annotated[
+        Path | None, typer.Option(file_okay=False, help="keep the store here (default: a temp folder)")
+    ] = None,
+) -> None:
+    """A fixed-rate mix of searches (hits and misses), ingests, re-ingests and deletes against a
+    `knowledge serve` child: errors, 429s, p50/p99 and resident memory per minute."""
+    from knowledge_service.pipelines.evaluation.datasets import load_beir
+    from knowledge_service.tools.soak import run_soak
+
+    try:
+        data = load_beir(dataset, split)
+        with tempfile.TemporaryDirectory(prefix="knowledge-soak-") as tmp:
+            root = (data_dir or Path(tmp)).resolve()
+            typer.echo(json.dumps(asyncio.run(run_soak(Settings(), data, minutes, docs, root))))
     except (KnowledgeError, ValueError, RuntimeError) as exc:
         raise _fail(exc) from None
 

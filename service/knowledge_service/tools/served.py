@@ -39,11 +39,12 @@ def free_port() -> int:
         return port
 
 
-def vm_hwm_mb(pid: int | str = "self") -> float | None:
-    """Peak resident memory (VmHWM) of a process, in MB; None when it cannot be read."""
+def vm_hwm_mb(pid: int | str = "self", field: str = "VmHWM") -> float | None:
+    """Peak resident memory (VmHWM; or ``field``, e.g. VmRSS: now) of a process, in MB; None when
+    it cannot be read."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except (OSError, ValueError, IndexError):
         return None
@@ -53,7 +54,9 @@ def vm_hwm_mb(pid: int | str = "self") -> float | None:
 class ServedChild:
     """One ``knowledge serve`` process; ``ready()`` waits for /readyz, ``stop()`` always ends it."""
 
-    def __init__(self, data_dir: Path, backend: str, models_dir: Path) -> None:
+    def __init__(
+        self, data_dir: Path, backend: str, models_dir: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.http_port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
@@ -71,6 +74,7 @@ class ServedChild:
                 "KNOWLEDGE_EMBED_BACKEND": backend,
                 "KNOWLEDGE_MODELS_DIR": str(models_dir),
                 "KNOWLEDGE_AUTH_REQUIRED": "false",
+                **(extra_env or {}),
             }
         )
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -127,10 +131,12 @@ class ServedChild:
 
 
 @asynccontextmanager
-async def served(data_dir: Path, backend: str, models_dir: Path) -> AsyncIterator[ServedChild]:
-    """A ready child serving ``data_dir`` with ``backend``; stopped on the way out, also on error
-    or cancellation (a failed start included)."""
-    child = ServedChild(data_dir, backend, models_dir)
+async def served(
+    data_dir: Path, backend: str, models_dir: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[ServedChild]:
+    """A ready child serving ``data_dir`` with ``backend`` (and ``extra_env`` on top); stopped on
+    the way out, also on error or cancellation (a failed start included)."""
+    child = ServedChild(data_dir, backend, models_dir, extra_env)
     try:
         child.ready_s = await child.ready()
         yield child
