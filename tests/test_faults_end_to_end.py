@@ -5,6 +5,7 @@ replacements."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -184,5 +185,93 @@ async def test_kill_9_during_ingests_and_replacements_keeps_every_acknowledged_d
             count = (await http.get("/v1/namespaces/kb/count")).json()
             assert count["documents"] == len(acked)
             assert count["chunks"] == total  # no chunk of a half-written or replaced version is live
+    finally:
+        restarted.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 MB disk of its own (tmpfs), so that filling it fills nothing else."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small disk (tmpfs) needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _free_mb(path: Path) -> float:
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize / 2**20
+
+
+async def test_a_full_disk_refuses_new_documents_clearly_and_loses_nothing(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """Another process fills the store's disk: the service refuses new documents with a message
+    saying what to do (it neither crashes, which a write into a mapped page with no disk behind it
+    would do, nor half-writes), searches go on, and once the space is back the refused batch goes
+    in on retry and a restart finds every acknowledged document."""
+    reserve = 32
+    env = serve_env(
+        small_disk / "data",
+        KNOWLEDGE_MODELS_DIR=str(tmp_path / "models"),
+        KNOWLEDGE_MIN_FREE_DISK_MB=str(reserve),
+    )
+    proc = ServedProcess(env)
+    acked: list[str] = []
+    try:
+        await proc.ready()
+        filler = small_disk / "filler"
+        subprocess.run(
+            ["fallocate", "-l", f"{int(_free_mb(small_disk) - reserve - 2)}M", str(filler)], check=True
+        )
+        async with httpx.AsyncClient(base_url=proc.url, timeout=60) as http:
+            refused = None
+            for batch in range(200):
+                docs = [
+                    {"id": f"b{batch}-{i}", "text": f"Batch {batch} document {i}. " * 60} for i in range(16)
+                ]
+                resp = await http.post("/v1/namespaces/kb/documents", json={"documents": docs})
+                if resp.status_code != 200:
+                    refused = (docs, resp)
+                    break
+                acked.extend(d["id"] for d in docs)
+            assert refused is not None, "the disk never filled"
+            docs, resp = refused
+            assert resp.status_code == 503, resp.text
+            message = resp.json()["error"]["message"]
+            assert "disk" in message and "KNOWLEDGE_MIN_FREE_DISK_MB" in message, message
+            assert proc.proc.poll() is None  # alive
+            search = await http.post("/v1/namespaces/kb/search", json={"query": "batch 0 document 3"})
+            assert search.status_code == 200 and search.json()["results"]
+            assert (await http.get("/healthz")).status_code == 200
+            count = (await http.get("/v1/namespaces/kb/count")).json()
+            assert count["documents"] == len(acked)  # nothing of the refused batch is visible
+
+            filler.unlink()  # the space comes back
+            retried = await http.post("/v1/namespaces/kb/documents", json={"documents": docs})
+            assert retried.status_code == 200, retried.text
+            acked.extend(d["id"] for d in docs)
+    finally:
+        proc.stop()
+
+    restarted = ServedProcess(env)
+    try:
+        await restarted.ready()
+        async with httpx.AsyncClient(base_url=restarted.url, timeout=60) as http:
+            count = (await http.get("/v1/namespaces/kb/count")).json()
+            assert count["documents"] == len(acked)
+            for doc_id in acked[:: max(1, len(acked) // 20)] + [acked[-1]]:
+                assert (await http.get(f"/v1/namespaces/kb/documents/{doc_id}")).status_code == 200
+            search = await http.post("/v1/namespaces/kb/search", json={"query": "batch 0 document 3"})
+            assert search.status_code == 200 and search.json()["results"]
     finally:
         restarted.stop()

@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     optimize_min_points: int = Field(
         20_000, ge=0, description="Edge: only optimise when at least this many points are unindexed."
     )
+    min_free_disk_mb: int = Field(
+        512,
+        ge=0,
+        description="Edge: new chunks are refused (503) while the data dir's disk has less free than "
+        "this, and the index is not optimised on a copy that would leave less; 0 = no check. The "
+        "engine maps its files into memory, so a write that finds no disk left would crash it.",
+    )
     sweep_interval_s: float = Field(
         60.0, ge=0, description="How often leftovers of unsettled writes are swept; 0 = never."
     )

@@ -32,7 +32,7 @@ from knowledge_service.storage.points import (
     ns_point_id,
 )
 from knowledge_service.storage.shadow import LiveShard
-from knowledge_service.storage.shards import ShardHome
+from knowledge_service.storage.shards import DiskRoom, ShardHome
 
 log = logging.getLogger(__name__)
 _INDEXES: dict[str, qe.KeywordIndexParams | qe.IntegerIndexParams] = {
@@ -91,13 +91,14 @@ class EdgeStore(Store):
         self.f = EdgeDialect()
         self._lock = threading.Lock()
         self._idle_s = settings.optimize_idle_s
+        self._room = DiskRoom(settings.edge_path, settings.min_free_disk_mb)
         self._min_points = settings.optimize_min_points
         self._unoptimised = 0
         self._last_write = 0.0
         # what searches read on every call: index versions and documents' live generations
         self._versions = Mirror(MIRRORED_NAMESPACES)
         self._generations = Mirror(MIRRORED_DOCS)
-        self._shard = LiveShard(home, self._open(home.current(), dim))
+        self._shard = LiveShard(home, self._open(home.current(), dim), self._room)
         self._unoptimised = self._unindexed()  # what an earlier process left to optimise
         self._chunk_namespaces = self._namespaces_with_chunks()
 
@@ -245,6 +246,7 @@ class EdgeStore(Store):
             return shard.count(qe.CountRequest(filter=flt, exact=True))
 
     def upsert_chunks(self, points: list[ChunkPoint]) -> None:
+        self._room.check()
         self._chunk_namespaces.update(p.payload["namespace"] for p in points)  # before they land
         self._update(
             qe.UpdateOperation.upsert_points(

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import qdrant_edge as qe
 
-from knowledge_service.storage.shards import ShardHome, Swappable
+from knowledge_service.storage.shards import DiskRoom, ShardHome, Swappable
 
 log = logging.getLogger(__name__)
 CHILD_NICENESS = 10
@@ -46,8 +46,8 @@ class LiveShard:
     """The store's open shard: calls borrow it (``use``), writes pass through ``update`` one at a
     time, and ``optimise`` replaces it by an optimised copy without stopping either."""
 
-    def __init__(self, home: ShardHome, shard: qe.EdgeShard) -> None:
-        self.home = home
+    def __init__(self, home: ShardHome, shard: qe.EdgeShard, room: DiskRoom) -> None:
+        self.home, self._room = home, room
         self.path = path = home.current()
         self._shard = Swappable(shard, lambda old: _retire(old, path))
         self._writes = threading.Lock()
@@ -79,6 +79,9 @@ class LiveShard:
     def optimise(self) -> bool:
         """Optimise a copy and swap it in; False if it was given up (closing, writes outran it)."""
         with self._optimising:
+            if not self._room.fits(self.path):
+                log.warning("not optimising the index: a copy of it would leave too little disk free")
+                return False
             started = time.monotonic()
             copy = self.home.fresh()
             log.info("edge index: optimising a copy at %s", copy)
