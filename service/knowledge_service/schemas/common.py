@@ -26,7 +26,10 @@ def normalise_query(text: str) -> str:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request model: unknown fields are refused, and so is every lax coercion (``true`` or
+    ``"3"`` for an integer, ``0.0`` for a boolean), so that a value is taken only as its own type."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 M = TypeVar("M", bound=BaseModel)
