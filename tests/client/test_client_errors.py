@@ -195,7 +195,9 @@ async def test_the_service_sees_what_is_left_of_each_attempts_deadline(
         client.close()
     first, second = flaky.left
     assert first is not None and second is not None, flaky.left
-    assert 4 < first <= 5 and 0 < second <= first - 0.2
+    # gRPC carries the deadline as a timeout that the server adds to its own clock when the call
+    # arrives, so what it sees may exceed the client's 5 s by the wire's rounding (seen: 9 ms)
+    assert 4 < first <= 5.05 and 0 < second <= first - 0.2
 
 
 async def test_one_client_serves_many_threads(service: Service, transport: str):
