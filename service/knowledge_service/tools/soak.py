@@ -4,8 +4,11 @@ For ``minutes`` minutes, requests are sent at fixed rates (open loop: a slow ans
 the sending, so it shows as latency), mixing searches that miss (texts never sent before), searches
 that hit (a text sent a little earlier), ingests of new documents, re-ingests of documents with
 changed text, and deletes. The corpus is the collection's first ``docs`` documents, ingested
-before the clock starts. Per minute: requests, errors by kind (429s apart: they are the service
-saying it is full), median and p99 of each kind, and the child's resident memory.
+before the clock starts, in a namespace of its own that only searches touch (a write moves its
+namespace's index version, so searches of the written namespace could never hit the cache); the
+writes go to a second namespace. Per minute: requests, errors by kind (429s apart: they are the
+service saying it is full), median and p99 of each kind, the searches answered from the cache,
+and the child's resident memory.
 
 The verdict says whether there was any error but a 429, how much resident memory grew from the
 end of the first minute (warm) to the end, and how far each minute's search p99 strayed from the
@@ -32,7 +35,8 @@ from knowledge_service.tools.feed import corpus_documents, ingest_corpus
 from knowledge_service.tools.load import HttpCaller, QueryTexts
 from knowledge_service.tools.served import served, vm_hwm_mb
 
-NAMESPACE = "soak"
+NAMESPACE = "soak"  # searched: the corpus, which the writes leave alone so that hits can hit
+WRITES = "soak-writes"  # ingested, re-ingested and deleted
 # requests per second of each kind
 RATES = {"search_miss": 8.0, "search_hit": 8.0, "ingest": 1.0, "reingest": 1.0, "delete": 0.5}
 HIT_LAG = 20  # a hit repeats the text of the miss sent this many misses earlier
@@ -47,12 +51,17 @@ class Soak:
         self.docs = itertools.count()
         self.live: list[str] = []  # documents the soak ingested and has not deleted
         self.minutes: dict[int, dict[str, Any]] = defaultdict(
-            lambda: {"latency": defaultdict(list), "errors": Counter(), "overloaded": Counter()}
+            lambda: {
+                "latency": defaultdict(list),
+                "errors": Counter(),
+                "overloaded": Counter(),
+                "cache_hits": Counter(),
+            }
         )
         self.started = time.monotonic()
 
     def _request(self, kind: str) -> tuple[str, str, dict[str, Any] | None]:
-        docs = f"/v1/namespaces/{NAMESPACE}/documents"
+        docs = f"/v1/namespaces/{WRITES}/documents"
         if kind == "search_miss" or (kind == "search_hit" and len(self.sent) <= HIT_LAG):
             text = self.texts.take(1)[0]
             self.sent.append(text)
@@ -85,6 +94,8 @@ class Soak:
             figures["errors"][f"{kind}:{resp.status_code}"] += 1
         else:
             figures["latency"][kind].append((time.perf_counter() - started) * 1000)
+            if kind.startswith("search"):
+                figures["cache_hits"][kind] += bool(resp.json().get("cache_hit"))
 
     async def run(self, seconds: float, rss: Any) -> None:
         tasks: set[asyncio.Task[None]] = set()
@@ -127,6 +138,8 @@ def _summary(minutes: dict[int, dict[str, Any]]) -> dict[str, Any]:
                 "median_ms": round(statistics.median(done), 2),
                 "p99_ms": round(done[min(len(done) - 1, int(0.99 * len(done)))], 2),
             }
+            if kind.startswith("search"):
+                row[kind]["cache_hits"] = m["cache_hits"][kind]
         row["errors"], row["overloaded_429"] = dict(m["errors"]), dict(m["overloaded"])
         rows.append(row)
     p99s = [r["search_miss"]["p99_ms"] for r in rows if "search_miss" in r]
