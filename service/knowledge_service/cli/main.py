@@ -176,6 +176,7 @@ def search(
             raise _fail(RuntimeError(resp.json().get("error", {}).get("message", resp.text)))
         typer.echo(json.dumps(resp.json(), indent=2))
         return
+    from knowledge_service.schemas.common import parse
     from knowledge_service.schemas.search import SearchRequest
 
     async def run() -> str:
@@ -183,7 +184,7 @@ def search(
 
         core = await Knowledge.open(settings)
         try:
-            out = await core.searcher.search(SearchRequest(namespace=namespace, **body))
+            out = await core.searcher.search(parse(SearchRequest, namespace=namespace, **body))
             return out.model_dump_json(indent=2)
         finally:
             await core.close()
