@@ -189,7 +189,9 @@ class OptimiseChild:
 
 
 def _die_with_parent(parent: int) -> None:
-    """Linux: end this process when the service that started it ends, even by ``kill -9``."""
+    """Linux: end this process when the service that started it ends, even by ``kill -9`` (the
+    signal comes when the thread that started it ends: a store thread, which lives as long as the
+    store, and the store's close ends the child first anyway)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it ended before the request took effect

@@ -186,8 +186,13 @@ async def _serve(
     async with served(s.data_dir, s.embed_backend, s.models_dirs[-1], soon) as child:
         await _wait_log(child, STARTED)
         started = time.perf_counter()
-        probe = await _probe(child, texts, lambda: _logged(child, DONE))
-        out["while_optimising"] = {"seconds": round(time.perf_counter() - started, 1), "probe": probe}
+        gave_up = _for(OPTIMISE_TIMEOUT_S)
+        probe = await _probe(child, texts, lambda: _logged(child, DONE) or gave_up())
+        out["while_optimising"] = {
+            "seconds": round(time.perf_counter() - started, 1),
+            "swapped_in": _logged(child, DONE),
+            "probe": probe,
+        }
         out["optimised"] = await _measure(child, texts, queries, concurrency)
     return out
 
