@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -23,7 +20,7 @@ os.environ.setdefault("KNOWLEDGE_MODELS_DIR", tempfile.mkdtemp(prefix="knowledge
 
 import hypothesis  # noqa: E402
 
-from harness import free_port, grpc_channel, serve_http, wait_until  # noqa: E402
+from harness import OneCallAtATime, free_port, grpc_channel, serve_http, wait_until  # noqa: E402
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc  # noqa: E402
 from knowledge_service.app import Knowledge  # noqa: E402
 from knowledge_service.core.config import Settings  # noqa: E402
@@ -132,32 +129,6 @@ async def core(settings: Settings, dense_encoder: DenseModel) -> AsyncIterator[K
     c = await Knowledge.open(settings, dense=dense_encoder)
     yield c
     await c.close()
-
-
-class OneCallAtATime:
-    """A qdrant-client whose calls run one at a time.
-
-    Local mode (":memory:") is plain Python and not thread-safe: a query that runs while another
-    thread deletes its points returns them without a payload, which a server never does (it applies
-    each request whole). The core calls the store from several threads, so the tests give it a
-    client that behaves like a server in this respect: each call whole, calls still interleaved
-    between each other in any order.
-    """
-
-    def __init__(self, client: Any) -> None:
-        self._client, self._lock = client, threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-
-        @functools.wraps(attr)
-        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attr(*args, **kwargs)
-
-        return one_at_a_time
 
 
 @pytest.fixture(params=["edge", "qdrant-client"])

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import signal
@@ -278,3 +279,29 @@ async def opened(settings: Settings, **kwargs: Any) -> AsyncIterator[Knowledge]:
         yield core
     finally:
         await core.close()
+
+
+class OneCallAtATime:
+    """A qdrant-client whose calls run one at a time.
+
+    Local mode (":memory:") is plain Python and not thread-safe: a query that runs while another
+    thread deletes its points returns them without a payload, which a server never does (it applies
+    each request whole). The core calls the store from several threads, so the tests give it a
+    client that behaves like a server in this respect: each call whole, calls still interleaved
+    between each other in any order.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client, self._lock = client, threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return one_at_a_time

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.harness import opened, wait_until
 
+from harness import opened, wait_until
 from knowledge_service.app import Knowledge
 from knowledge_service.core.config import Settings
 from knowledge_service.models.base import DenseModel

@@ -1,6 +1,6 @@
 """Faults end to end, against a real `knowledge serve` child over HTTP: the cache's Redis stopped
-under load and brought back, and `kill -9` of the service during a stream of ingests and
-replacements."""
+under load and brought back, `kill -9` of the service during a stream of ingests and
+replacements, and the store's disk filling up."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.harness import ServedProcess, eventually, free_port, serve_env, wait_until
+
+from harness import ServedProcess, eventually, free_port, serve_env, wait_until
 
 
 def _pong(port: int) -> bool:

@@ -30,9 +30,8 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from tests.conftest import OneCallAtATime
-from tests.harness import serve_grpc, serve_http
 
+from harness import OneCallAtATime, serve_grpc, serve_http
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2 as pb
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc
 from knowledge_service.app import Knowledge
