@@ -332,6 +332,7 @@ def soak(
     split: Annotated[str, typer.Option(help="qrels split whose queries are used")] = "test",
     minutes: Annotated[float, typer.Option(min=0.5, max=240, help="how long the soak runs")] = 10,
     docs: Annotated[int, typer.Option(min=1, help="documents ingested before the clock starts")] = 300,
+    writes: Annotated[bool, typer.Option(help="mix in ingests, re-ingests and deletes")] = True,
     data_dir: Annotated[
         Path | None, typer.Option(file_okay=False, help="keep the store here (default: a temp folder)")
     ] = None,
@@ -345,7 +346,8 @@ def soak(
         data = load_beir(dataset, split)
         with tempfile.TemporaryDirectory(prefix="knowledge-soak-") as tmp:
             root = (data_dir or Path(tmp)).resolve()
-            typer.echo(json.dumps(asyncio.run(run_soak(Settings(), data, minutes, docs, root))))
+            figures = run_soak(Settings(), data, minutes, docs, root, writes=writes)
+            typer.echo(json.dumps(asyncio.run(figures)))
     except (KnowledgeError, ValueError, RuntimeError) as exc:
         raise _fail(exc) from None
 

@@ -244,6 +244,9 @@ async def _probe(child: ServedChild, texts: QueryTexts, done: Callable[[], bool]
             started = time.perf_counter()
             try:
                 (await call()).raise_for_status()
+            except httpx.HTTPStatusError as exc:
+                errors[f"{kind}:{exc.response.status_code}"] += 1
+                return
             except httpx.HTTPError as exc:
                 errors[f"{kind}:{type(exc).__name__}"] += 1
                 return

@@ -97,7 +97,7 @@ class Soak:
             if kind.startswith("search"):
                 figures["cache_hits"][kind] += bool(resp.json().get("cache_hit"))
 
-    async def run(self, seconds: float, rss: Any) -> None:
+    async def run(self, seconds: float, rss: Any, rates: dict[str, float]) -> None:
         tasks: set[asyncio.Task[None]] = set()
 
         async def sender(kind: str, rate: float) -> None:
@@ -112,12 +112,15 @@ class Soak:
 
         async def sampler() -> None:
             for minute in itertools.count():
-                await asyncio.sleep(max(0.0, self.started + (minute + 1) * 60 - time.monotonic()))
+                end = self.started + min(
+                    (minute + 1) * 60, seconds
+                )  # a last, shorter minute ends with the run
+                await asyncio.sleep(max(0.0, end - time.monotonic()))
                 self.minutes[minute]["rss_mb"] = rss()
                 if (minute + 1) * 60 >= seconds:
                     return
 
-        await asyncio.gather(sampler(), *(sender(k, r) for k, r in RATES.items()))
+        await asyncio.gather(sampler(), *(sender(k, r) for k, r in rates.items()))
         await asyncio.gather(*tasks)
         await self.http.aclose()
 
@@ -158,8 +161,11 @@ def _summary(minutes: dict[int, dict[str, Any]]) -> dict[str, Any]:
 
 
 async def run_soak(
-    settings: Settings, data: BeirDataset, minutes: float, docs: int, root: Path
+    settings: Settings, data: BeirDataset, minutes: float, docs: int, root: Path, *, writes: bool = True
 ) -> dict[str, Any]:
+    """The soak; without ``writes``, searches only (what the resident memory does when the store
+    does not grow)."""
+    rates = RATES if writes else {k: r for k, r in RATES.items() if k.startswith("search")}
     data = capped(data, docs)
     texts = QueryTexts(list(data.queries.values()))
     models = settings.models_dirs[-1].resolve()
@@ -170,12 +176,12 @@ async def run_soak(
         finally:
             await caller.aclose()
         soak = Soak(child.url, data, texts)
-        await soak.run(minutes * 60, lambda: vm_hwm_mb(child.pid, "VmRSS"))
+        await soak.run(minutes * 60, lambda: vm_hwm_mb(child.pid, "VmRSS"), rates)
         return {
             "dataset": data.name,
             "backend": settings.embed_backend,
             "minutes": minutes,
-            "rates_per_s": RATES,
+            "rates_per_s": rates,
             "corpus": loaded,
             **_summary(soak.minutes),
             "server": {"ready_s": child.ready_s, "peak_rss_mb": child.max_rss_mb()},
