@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,13 +124,14 @@ def child(role: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 def summary(out: dict[str, Any], qrels: dict[str, dict[str, int]]) -> dict[str, Any]:
     from knowledge_service.pipelines.evaluation.scoring import evaluate
+    from knowledge_service.tools.paths import median_p99
 
     run = {qid: {d: 1.0 / (r + 1) for r, d in enumerate(docs)} for qid, docs in out.pop("ranked").items()}
-    times = sorted(out.pop("times_ms"))
+    spread = median_p99(out.pop("times_ms"), digits=2)
     return {
         **{k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()},
-        "search_median_ms": round(statistics.median(times), 2),
-        "search_p99_ms": round(times[min(len(times) - 1, int(0.99 * len(times)))], 2),
+        "search_median_ms": spread["median_ms"],
+        "search_p99_ms": spread["p99_ms"],
         "ndcg@10": round(evaluate(run, qrels)["ndcg@10"], 4),
     }
 

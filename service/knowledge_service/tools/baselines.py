@@ -16,6 +16,7 @@ from knowledge_service.core.config import Settings
 from knowledge_service.models.base import DenseModel
 from knowledge_service.models.chunker import Chunker, passage_text
 from knowledge_service.models.registry import Options, load_dense
+from knowledge_service.tools.paths import median_p99
 
 BATCH = 32
 
@@ -38,14 +39,8 @@ def query_encode(model: DenseModel, queries: list[str]) -> dict[str, Any]:
         started = time.perf_counter()
         model.encode([q])
         times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    median = statistics.median(times)
-    return {
-        "queries": len(times),
-        "median_ms": round(median, 3),
-        "p99_ms": round(times[min(len(times) - 1, int(0.99 * len(times)))], 3),
-        "per_s": round(1000 / median, 1),
-    }
+    figures = median_p99(times)
+    return {"queries": len(times), **figures, "per_s": round(1000 / statistics.median(times), 1)}
 
 
 def batch_encode(model: DenseModel, texts: list[str]) -> float:

@@ -11,7 +11,6 @@ retries, no model conversion.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from knowledge_service.core.limits import MAX_REQUEST_BYTES
 from knowledge_service.schemas.common import normalise_query
 from knowledge_service.schemas.documents import IngestRequest
 from knowledge_service.schemas.search import Mode, SearchRequest
+from knowledge_service.tools.paths import median_p99
 
 CALL_TIMEOUT_S = 120.0
 _MODES = {"hybrid": pb.SEARCH_MODE_HYBRID, "dense": pb.SEARCH_MODE_DENSE, "sparse": pb.SEARCH_MODE_SPARSE}
@@ -167,8 +167,7 @@ class Phase:
         done = sorted(self.latencies_ms)
         out: dict[str, Any] = {"requests": len(done) + sum(self.errors.values()), "completed": len(done)}
         if done:
-            out["median_ms"] = round(statistics.median(done), 3)
-            out["p99_ms"] = round(done[min(len(done) - 1, int(0.99 * len(done)))], 3)
+            out.update(median_p99(done))
         out["per_s"] = round(len(done) / self.wall_s, 1) if self.wall_s else 0.0
         out["wall_s"] = round(self.wall_s, 3)
         out["errors"] = sum(self.errors.values())

@@ -18,14 +18,15 @@ from knowledge_service.schemas.search import Mode, SearchRequest
 from knowledge_service.storage import QueryPlan
 
 
-def summarise(samples_ms: list[float]) -> dict[str, float]:
+def median_p99(samples_ms: list[float], digits: int = 3) -> dict[str, float]:
+    """``median_ms`` and ``p99_ms`` (the sample at the 99th percentile's rank) of a non-empty list."""
     ordered = sorted(samples_ms)
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    return {
-        "median_ms": round(statistics.median(ordered), 3),
-        "p99_ms": round(p99, 3),
-        "per_s": round(1000 / statistics.fmean(ordered), 1),
-    }
+    return {"median_ms": round(statistics.median(ordered), digits), "p99_ms": round(p99, digits)}
+
+
+def summarise(samples_ms: list[float]) -> dict[str, float]:
+    return {**median_p99(samples_ms), "per_s": round(1000 / statistics.fmean(samples_ms), 1)}
 
 
 def ratio(a: float | None, b: float | None) -> float | None:

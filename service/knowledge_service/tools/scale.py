@@ -38,7 +38,7 @@ from knowledge_service.schemas.documents import IngestRequest
 from knowledge_service.tools import baselines
 from knowledge_service.tools.bench import settings_for
 from knowledge_service.tools.load import HttpCaller, InProcessCaller, QueryTexts, drive
-from knowledge_service.tools.paths import ratio
+from knowledge_service.tools.paths import median_p99, ratio
 from knowledge_service.tools.served import ServedChild, served, vm_hwm_mb
 
 WORDS = 120  # words per synthetic document: one chunk each
@@ -283,8 +283,7 @@ def _tail(ms: list[float]) -> dict[str, Any]:
         return {"requests": 0}
     return {
         "requests": len(done),
-        "median_ms": round(statistics.median(done), 2),
-        "p99_ms": round(done[min(len(done) - 1, int(0.99 * len(done)))], 2),
+        **median_p99(done, digits=2),
         "max_ms": round(done[-1], 2),
         f"over_{STALL_MS:g}_ms": sum(1 for x in done if x > STALL_MS),
     }

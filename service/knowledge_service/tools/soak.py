@@ -33,6 +33,7 @@ from knowledge_service.pipelines.evaluation.datasets import BeirDataset
 from knowledge_service.tools.bench import capped
 from knowledge_service.tools.feed import corpus_documents, ingest_corpus
 from knowledge_service.tools.load import HttpCaller, QueryTexts
+from knowledge_service.tools.paths import median_p99
 from knowledge_service.tools.served import served, vm_hwm_mb
 
 NAMESPACE = "soak"  # searched: the corpus, which the writes leave alone so that hits can hit
@@ -135,12 +136,7 @@ def _summary(minutes: dict[int, dict[str, Any]]) -> dict[str, Any]:
         m = minutes[minute]
         row: dict[str, Any] = {"minute": minute + 1, "rss_mb": m.get("rss_mb")}
         for kind, ms in sorted(m["latency"].items()):
-            done = sorted(ms)
-            row[kind] = {
-                "requests": len(done),
-                "median_ms": round(statistics.median(done), 2),
-                "p99_ms": round(done[min(len(done) - 1, int(0.99 * len(done)))], 2),
-            }
+            row[kind] = {"requests": len(ms), **median_p99(ms, digits=2)}
             if kind.startswith("search"):
                 row[kind]["cache_hits"] = m["cache_hits"][kind]
         row["errors"], row["overloaded_429"] = dict(m["errors"]), dict(m["overloaded"])
