@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,7 +17,7 @@ os.environ.setdefault("KNOWLEDGE_MODELS_DIR", tempfile.mkdtemp(prefix="knowledge
 
 import hypothesis  # noqa: E402
 
-from harness import OneCallAtATime, free_port, grpc_channel, serve_http, wait_until  # noqa: E402
+from harness import OneCallAtATime, RedisServer, grpc_channel, redis_answers, serve_http  # noqa: E402
 from knowledge_client.proto.knowledge.v1 import knowledge_pb2_grpc as pb_grpc  # noqa: E402
 from knowledge_service.app import Knowledge  # noqa: E402
 from knowledge_service.core.config import Settings  # noqa: E402
@@ -49,36 +46,20 @@ def dataset(name: str) -> Path:
     return path
 
 
-def _redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """Redis at 127.0.0.1:6379 when it answers, else a throwaway redis-server on a free port."""
-    if _redis_answers(6379):
+    if redis_answers(6379):
         yield "redis://127.0.0.1:6379/0"
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("no Redis at 127.0.0.1:6379 and no redis-server binary (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server = RedisServer(
+        "no Redis at 127.0.0.1:6379 and no redis-server binary (apt-get install redis-server)"
     )
+    server.start()
     try:
-        wait_until(lambda: _redis_answers(port), timeout=10, what="the throwaway redis-server answers")
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import inspect
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 
 import grpc
 import httpx
+import pytest
 import uvicorn
 
 from knowledge_service.app import Knowledge
@@ -305,3 +307,39 @@ class OneCallAtATime:
                 return attr(*args, **kwargs)
 
         return one_at_a_time
+
+
+def redis_answers(port: int) -> bool:
+    """Whether a Redis on 127.0.0.1:``port`` answers PING."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """A throwaway redis-server on a free port that keeps nothing on disk; ``stop`` kills it, and
+    ``start`` brings it back on the same port."""
+
+    def __init__(self, missing: str = "no redis-server binary (apt-get install redis-server)") -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail(missing)
+        self.binary, self.port = binary, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            [self.binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_until(lambda: redis_answers(self.port), timeout=10, what="the throwaway redis-server answers")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None

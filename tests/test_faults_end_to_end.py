@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -17,44 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from harness import ServedProcess, eventually, free_port, serve_env, wait_until
-
-
-def _pong(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class Redis:
-    """A redis-server of this test's own, on a fixed port, that it can stop and start again."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("no redis-server binary (apt-get install redis-server)")
-        self.binary, self.port = binary, free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen([self.binary, *args], stdout=subprocess.DEVNULL)
-        wait_until(lambda: _pong(self.port), timeout=10, what="redis-server answers")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
+from harness import RedisServer, ServedProcess, eventually, serve_env
 
 
 @pytest.fixture
-def redis() -> Iterator[Redis]:
-    server = Redis()
+def redis() -> Iterator[RedisServer]:
+    server = RedisServer()
     server.start()
     try:
         yield server
@@ -63,7 +29,7 @@ def redis() -> Iterator[Redis]:
 
 
 async def test_redis_stopped_under_load_degrades_to_uncached_and_recovers(
-    tmp_path: Path, redis: Redis
+    tmp_path: Path, redis: RedisServer
 ) -> None:
     # the decoded copies kept in process would answer repeats without Redis: off, so hits are Redis's
     env = serve_env(tmp_path / "data", KNOWLEDGE_REDIS_URL=redis.url, KNOWLEDGE_CACHE_DECODED_ENTRIES="0")
