@@ -16,7 +16,8 @@ def _run(args: list[str], tmp_path: Path) -> dict:
     env = {"KNOWLEDGE_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
     result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output.strip().splitlines()[-1])
+    # the figures are stdout's last line; logs (an ONNX export's warnings, say) go to stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_scale_reports_each_size_and_the_probe_while_optimising(tmp_path: Path) -> None:
