@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -314,16 +315,19 @@ def scale(
     from knowledge_service.pipelines.evaluation.datasets import load_beir
     from knowledge_service.tools.scale import run_scale
 
-    try:
-        data = load_beir(dataset, split)
-        with tempfile.TemporaryDirectory(prefix="knowledge-scale-") as tmp:
-            root = (data_dir or Path(tmp)).resolve()
-            figures = run_scale(
-                Settings(), data, size or [10_000, 100_000], queries, concurrency, root, optimise=optimise
-            )
-            typer.echo(json.dumps(asyncio.run(figures)))
-    except (KnowledgeError, ValueError, RuntimeError) as exc:
-        raise _fail(exc) from None
+    _print_figures(
+        data_dir,
+        "knowledge-scale-",
+        lambda root: run_scale(
+            Settings(),
+            load_beir(dataset, split),
+            size or [10_000, 100_000],
+            queries,
+            concurrency,
+            root,
+            optimise=optimise,
+        ),
+    )
 
 
 @app.command()
@@ -342,12 +346,21 @@ def soak(
     from knowledge_service.pipelines.evaluation.datasets import load_beir
     from knowledge_service.tools.soak import run_soak
 
+    _print_figures(
+        data_dir,
+        "knowledge-soak-",
+        lambda root: run_soak(Settings(), load_beir(dataset, split), minutes, docs, root, writes=writes),
+    )
+
+
+def _print_figures(
+    data_dir: Path | None, prefix: str, run: Callable[[Path], Coroutine[Any, Any, dict[str, Any]]]
+) -> None:
+    """Print, as one JSON line, the figures of ``run(root)``: root is ``data_dir``, or a temporary
+    folder removed afterwards. A refusal or failure is a one-line error and a non-zero exit."""
     try:
-        data = load_beir(dataset, split)
-        with tempfile.TemporaryDirectory(prefix="knowledge-soak-") as tmp:
-            root = (data_dir or Path(tmp)).resolve()
-            figures = run_soak(Settings(), data, minutes, docs, root, writes=writes)
-            typer.echo(json.dumps(asyncio.run(figures)))
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            typer.echo(json.dumps(asyncio.run(run((data_dir or Path(tmp)).resolve()))))
     except (KnowledgeError, ValueError, RuntimeError) as exc:
         raise _fail(exc) from None
 

@@ -93,7 +93,6 @@ class EdgeStore(Store):
         self._idle_s = settings.optimize_idle_s
         self._room = DiskRoom(settings.edge_path, settings.min_free_disk_mb)
         self._min_points = settings.optimize_min_points
-        self._unoptimised = 0
         self._last_write = 0.0
         # what searches read on every call: index versions and documents' live generations
         self._versions = Mirror(MIRRORED_NAMESPACES)

@@ -40,7 +40,7 @@ from knowledge_service.tools.echo import echo_server
 from knowledge_service.tools.feed import corpus_documents, ingest_corpus, searchable_after_ack
 from knowledge_service.tools.load import Caller, GrpcCaller, HttpCaller, InProcessCaller, QueryTexts, drive
 from knowledge_service.tools.paths import inprocess_paths, ratio
-from knowledge_service.tools.served import served, vm_hwm_mb
+from knowledge_service.tools.served import proc_memory_mb, served
 
 Transport = Literal["inprocess", "grpc", "http"]
 TRANSPORTS: tuple[Transport, ...] = ("inprocess", "grpc", "http")
@@ -180,7 +180,7 @@ class _Run:
                 figures["inprocess_paths"] = await inprocess_paths(
                     core, namespace, texts.take(self.n), self.mode
                 )
-                figures["memory"] = {"bench_max_rss_mb_so_far": vm_hwm_mb()}
+                figures["memory"] = {"bench_max_rss_mb_so_far": proc_memory_mb()}
                 return figures
             finally:
                 await core.close()

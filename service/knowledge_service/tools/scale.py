@@ -39,7 +39,7 @@ from knowledge_service.tools import baselines
 from knowledge_service.tools.bench import settings_for
 from knowledge_service.tools.load import HttpCaller, InProcessCaller, QueryTexts, drive
 from knowledge_service.tools.paths import median_p99, ratio
-from knowledge_service.tools.served import ServedChild, served, vm_hwm_mb
+from knowledge_service.tools.served import ServedChild, proc_memory_mb, served
 
 WORDS = 120  # words per synthetic document: one chunk each
 POOL = 512  # real passages whose vectors the synthetic ones mix
@@ -209,8 +209,8 @@ async def _measure(child: ServedChild, texts: QueryTexts, queries: int, concurre
         await caller.aclose()
     return {
         "hybrid_miss": levels,
-        "rss_mb": vm_hwm_mb(child.pid, "VmRSS"),
-        "peak_rss_mb": vm_hwm_mb(child.pid),
+        "rss_mb": proc_memory_mb(child.pid, "VmRSS"),
+        "peak_rss_mb": proc_memory_mb(child.pid),
     }
 
 

@@ -39,9 +39,9 @@ def free_port() -> int:
         return port
 
 
-def vm_hwm_mb(pid: int | str = "self", field: str = "VmHWM") -> float | None:
-    """Peak resident memory (VmHWM; or ``field``, e.g. VmRSS: now) of a process, in MB; None when
-    it cannot be read."""
+def proc_memory_mb(pid: int | str = "self", field: str = "VmHWM") -> float | None:
+    """A memory figure of a process from /proc, in MB: ``VmHWM`` its peak resident memory,
+    ``VmRSS`` its resident memory now; None when it cannot be read."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(f"{field}:"):
@@ -113,7 +113,7 @@ class ServedChild:
                 await asyncio.sleep(0.2)
 
     def max_rss_mb(self) -> float | None:
-        return vm_hwm_mb(self.pid) if self.proc.poll() is None else None
+        return proc_memory_mb(self.pid) if self.proc.poll() is None else None
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM, then SIGKILL if it does not exit in time; returns the exit code."""

@@ -34,7 +34,7 @@ from knowledge_service.tools.bench import capped
 from knowledge_service.tools.feed import corpus_documents, ingest_corpus
 from knowledge_service.tools.load import HttpCaller, QueryTexts
 from knowledge_service.tools.paths import median_p99
-from knowledge_service.tools.served import served, vm_hwm_mb
+from knowledge_service.tools.served import proc_memory_mb, served
 
 NAMESPACE = "soak"  # searched: the corpus, which the writes leave alone so that hits can hit
 WRITES = "soak-writes"  # ingested, re-ingested and deleted
@@ -45,7 +45,7 @@ TIMEOUT_S = 30.0
 
 
 class Soak:
-    def __init__(self, url: str, data: BeirDataset, texts: QueryTexts) -> None:
+    def __init__(self, url: str, texts: QueryTexts) -> None:
         self.http = httpx.AsyncClient(base_url=url, timeout=TIMEOUT_S)
         self.texts = texts
         self.sent: list[str] = []
@@ -113,9 +113,8 @@ class Soak:
 
         async def sampler() -> None:
             for minute in itertools.count():
-                end = self.started + min(
-                    (minute + 1) * 60, seconds
-                )  # a last, shorter minute ends with the run
+                # a last, shorter minute ends with the run
+                end = self.started + min((minute + 1) * 60, seconds)
                 await asyncio.sleep(max(0.0, end - time.monotonic()))
                 self.minutes[minute]["rss_mb"] = rss()
                 if (minute + 1) * 60 >= seconds:
@@ -171,8 +170,8 @@ async def run_soak(
             loaded = await ingest_corpus(caller, NAMESPACE, corpus_documents(data))
         finally:
             await caller.aclose()
-        soak = Soak(child.url, data, texts)
-        await soak.run(minutes * 60, lambda: vm_hwm_mb(child.pid, "VmRSS"), rates)
+        soak = Soak(child.url, texts)
+        await soak.run(minutes * 60, lambda: proc_memory_mb(child.pid, "VmRSS"), rates)
         return {
             "dataset": data.name,
             "backend": settings.embed_backend,
